@@ -1,0 +1,530 @@
+//! The Vault Agent configuration handed to the agents in `VAULT_CONFIG` (agent-config.md).
+//!
+//! Struct field order is the JSON member order, which follows upstream's Go structs so that the
+//! generated JSON compares byte for byte with upstream's (apart from Go's `<>&` escaping).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::annotations::{AgentRequest, DefaultTemplate, path_join};
+
+/// Home of the agent's token-helper file.
+pub const TOKEN_FILE: &str = "/home/vault/.vault-token";
+/// The agent's pid file.
+pub const PID_FILE: &str = "/home/vault/.pid";
+/// Where the persistent cache lives.
+pub const CACHE_PATH: &str = "/vault/agent-cache";
+
+/// Encoding failed: only a NaN or infinite lease-renewal threshold can do this.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error(
+    "json: unsupported value: {value} (annotation vault.hashicorp.com/template-lease-renewal-threshold)"
+)]
+pub struct ConfigError {
+    /// Go's spelling of the value (`NaN`, `+Inf`, `-Inf`).
+    pub value: &'static str,
+}
+
+/// Top-level agent configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    /// `auto_auth`.
+    pub auto_auth: AutoAuth,
+    /// true in the init container.
+    pub exit_after_auth: bool,
+    /// Always [`PID_FILE`].
+    pub pid_file: &'static str,
+    /// `vault`.
+    pub vault: VaultStanza,
+    /// One per secret.
+    #[serde(rename = "template", skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<Template>,
+    /// Cache / quit listener.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listener: Vec<Listener>,
+    /// Cache stanza.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheStanza>,
+    /// Always present.
+    pub template_config: TemplateConfigStanza,
+    /// Split annotation list.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disable_idle_connections: Vec<String>,
+    /// Split annotation list.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disable_keep_alives: Vec<String>,
+    /// Present when any telemetry annotation exists and decoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<Telemetry>,
+}
+
+/// `auto_auth`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AutoAuth {
+    /// The login method.
+    pub method: Method,
+    /// Token sinks.
+    pub sink: Vec<Sink>,
+}
+
+/// `auto_auth.method`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Method {
+    /// Auth type, e.g. `kubernetes`.
+    #[serde(rename = "type")]
+    pub method_type: String,
+    /// Mount path of the auth method.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mount_path: String,
+    /// Go duration string.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub min_backoff: String,
+    /// Go duration string.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub max_backoff: String,
+    /// Vault namespace.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// Method parameters, sorted by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// Only emitted when true.
+    #[serde(skip_serializing_if = "is_false")]
+    pub exit_on_err: bool,
+}
+
+/// A file sink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sink {
+    /// Always `file`.
+    #[serde(rename = "type")]
+    pub sink_type: &'static str,
+    /// Its path.
+    pub config: SinkConfig,
+}
+
+/// `sink.config`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SinkConfig {
+    /// File path.
+    pub path: String,
+}
+
+/// `vault`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VaultStanza {
+    /// Always emitted.
+    pub address: String,
+    /// `ca-cert`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ca_cert: String,
+    /// From `ca-key`, on purpose.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ca_path: String,
+    /// Only when true.
+    #[serde(skip_serializing_if = "is_false")]
+    pub tls_skip_verify: bool,
+    /// `client-cert`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client_cert: String,
+    /// `client-key`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client_key: String,
+    /// `tls-server-name`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub tls_server_name: String,
+}
+
+/// One `template` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Template {
+    /// Rendered file.
+    pub destination: String,
+    /// Inline or default template.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub contents: String,
+    /// Always emitted (defaults `{{`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub left_delimiter: String,
+    /// Always emitted (defaults `}}`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub right_delimiter: String,
+    /// Post-render command.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub command: String,
+    /// Template file.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    /// File mode string.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub perms: String,
+    /// Only when true.
+    #[serde(skip_serializing_if = "is_false")]
+    pub error_on_missing_key: bool,
+}
+
+/// A localhost listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Listener {
+    /// Always `tcp`.
+    #[serde(rename = "type")]
+    pub listener_type: &'static str,
+    /// `127.0.0.1:<port>`.
+    pub address: String,
+    /// Always true.
+    pub tls_disable: bool,
+    /// Quit endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_api: Option<AgentApi>,
+}
+
+/// `agent_api`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentApi {
+    /// `agent-enable-quit`.
+    pub enable_quit: bool,
+}
+
+/// `cache`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct CacheStanza {
+    /// A string on purpose (`true`, `false`, `force`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub use_auto_auth_token: String,
+    /// Persistent cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persist: Option<Persist>,
+}
+
+/// `cache.persist`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Persist {
+    /// Always `kubernetes`.
+    #[serde(rename = "type")]
+    pub persist_type: &'static str,
+    /// [`CACHE_PATH`].
+    pub path: &'static str,
+    /// Only when true.
+    #[serde(skip_serializing_if = "is_false")]
+    pub exit_on_err: bool,
+}
+
+/// `template_config`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TemplateConfigStanza {
+    /// Always emitted.
+    pub exit_on_retry_failure: bool,
+    /// Left out when empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub static_secret_render_interval: String,
+    /// Left out when 0.
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub max_connections_per_host: i64,
+    /// Left out when 0.
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub lease_renewal_threshold: f64,
+}
+
+/// The type of one telemetry field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldKind {
+    Str,
+    Int,
+    Bool,
+    List,
+}
+
+/// Upstream's telemetry schema, in member order.
+const TELEMETRY_SCHEMA: &[(&str, FieldKind)] = {
+    use FieldKind::{Bool, Int, List, Str};
+    &[
+        ("usage_gauge_period", Str),
+        ("maximum_gauge_cardinality", Int),
+        ("disable_hostname", Bool),
+        ("enable_hostname_label", Bool),
+        ("lease_metrics_epsilon", Str),
+        ("num_lease_metrics_buckets", Int),
+        ("add_lease_metrics_namespace_labels", Bool),
+        ("filter_default", Bool),
+        ("prefix_filter", List),
+        ("statsite_address", Str),
+        ("statsd_address", Str),
+        ("circonus_api_token", Str),
+        ("circonus_api_app", Str),
+        ("circonus_api_url", Str),
+        ("circonus_submission_interval", Str),
+        ("circonus_submission_url", Str),
+        ("circonus_check_id", Str),
+        ("circonus_check_force_metric_activation", Bool),
+        ("circonus_check_instance_id", Str),
+        ("circonus_check_search_tag", Str),
+        ("circonus_check_display_name", Str),
+        ("circonus_check_tags", Str),
+        ("circonus_broker_id", Str),
+        ("circonus_broker_select_tag", Str),
+        ("dogstatsd_addr", Str),
+        ("dogstatsd_tags", List),
+        ("prometheus_retention_time", Str),
+        ("stackdriver_project_id", Str),
+        ("stackdriver_location", Str),
+        ("stackdriver_namespace", Str),
+        ("stackdriver_debug_logs", Bool),
+    ]
+};
+
+/// `telemetry`: the non-zero fields of upstream's fixed schema, in schema order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Telemetry(Vec<(&'static str, Value)>);
+
+impl Telemetry {
+    /// Decodes the annotation map as Go's `json.Unmarshal` into upstream's struct would: names
+    /// match case-insensitively (the last match in key order wins), unknown names are dropped,
+    /// `null` leaves a field unset, and a value of the wrong type drops the whole stanza (`None`).
+    pub fn decode(entries: &BTreeMap<String, Value>) -> Option<Self> {
+        let mut fields: Vec<Option<Value>> = vec![None; TELEMETRY_SCHEMA.len()];
+        for (name, value) in entries {
+            let lower = name.to_lowercase();
+            let Some(index) = TELEMETRY_SCHEMA
+                .iter()
+                .position(|(field, _)| *field == lower)
+            else {
+                continue;
+            };
+            if value.is_null() {
+                continue;
+            }
+            fields[index] = Some(match TELEMETRY_SCHEMA[index].1 {
+                FieldKind::Str => Value::String(value.as_str()?.to_owned()),
+                FieldKind::Bool => Value::Bool(value.as_bool()?),
+                FieldKind::Int => Value::from(go_int(value)?),
+                FieldKind::List => Value::from(string_list(value)?),
+            });
+        }
+        let present = TELEMETRY_SCHEMA
+            .iter()
+            .zip(fields)
+            .filter_map(|((name, _), value)| value.filter(|v| !is_zero(v)).map(|v| (*name, v)))
+            .collect();
+        Some(Self(present))
+    }
+}
+
+impl Serialize for Telemetry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+/// Go's `omitempty`: false, 0, "" and empty lists are left out.
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_i64() == Some(0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// Upstream round-trips the values through `interface{}`, so numbers are float64 by the time
+/// they reach an `int` field: integral values below 1e21 decode, anything else fails.
+fn go_int(v: &Value) -> Option<i64> {
+    let f = v.as_f64()?;
+    if f.fract() != 0.0 || f.abs() >= 1e21 || f < i64::MIN as f64 || f >= i64::MAX as f64 {
+        return None;
+    }
+    Some(f as i64)
+}
+
+fn string_list(v: &Value) -> Option<Vec<String>> {
+    v.as_array()?
+        .iter()
+        .map(|item| match item {
+            Value::Null => Some(String::new()),
+            other => other.as_str().map(str::to_owned),
+        })
+        .collect()
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero_i64(v: &i64) -> bool {
+    *v == 0
+}
+
+fn is_zero_f64(v: &f64) -> bool {
+    *v == 0.0
+}
+
+/// The default templates, with `%s` standing for the secret's Vault path.
+const MAP_TEMPLATE: &str =
+    "{{ with secret \"%s\" }}{{ range $k, $v := .Data }}{{ $k }}: {{ $v }}\n{{ end }}{{ end }}";
+const JSON_TEMPLATE: &str = "{{ with secret \"%s\" }}{{ .Data | toJSON }}\n{{ end }}";
+
+impl Config {
+    /// Builds the init (`init = true`) or sidecar configuration for a request.
+    pub fn build(r: &AgentRequest, init: bool) -> Self {
+        let mut sink = vec![Sink::file(TOKEN_FILE.to_owned())];
+        if r.inject_token {
+            sink.push(Sink::file(path_join(&[&r.secret_volume_path, "token"])));
+        }
+        let listener_at = |port: &str| Listener {
+            listener_type: "tcp",
+            address: format!("127.0.0.1:{port}"),
+            tls_disable: true,
+            agent_api: None,
+        };
+        let (mut listener, mut cache) = if r.cache.persist {
+            (
+                vec![listener_at(&r.cache.listener_port)],
+                Some(CacheStanza {
+                    use_auto_auth_token: r.cache.use_auto_auth_token.clone(),
+                    persist: Some(Persist {
+                        persist_type: "kubernetes",
+                        path: CACHE_PATH,
+                        exit_on_err: r.cache.exit_on_err,
+                    }),
+                }),
+            )
+        } else if r.cache.enable && !r.pre_populate_only && !init {
+            (
+                vec![listener_at(&r.cache.listener_port)],
+                Some(CacheStanza {
+                    use_auto_auth_token: r.cache.use_auto_auth_token.clone(),
+                    persist: None,
+                }),
+            )
+        } else {
+            (Vec::new(), None)
+        };
+        if r.enable_quit {
+            if listener.is_empty() {
+                listener.push(listener_at(&r.cache.listener_port));
+            }
+            if let Some(first) = listener.first_mut() {
+                first.agent_api = Some(AgentApi { enable_quit: true });
+            }
+            // An agent listener needs a cache stanza, even an empty one.
+            cache.get_or_insert_with(CacheStanza::default);
+        }
+        Self {
+            auto_auth: AutoAuth {
+                method: Method {
+                    method_type: r.auth.auth_type.clone(),
+                    mount_path: r.auth.mount_path.clone(),
+                    min_backoff: r.auth.min_backoff.clone(),
+                    max_backoff: r.auth.max_backoff.clone(),
+                    namespace: r.auth.namespace.clone(),
+                    config: r.auth.config.clone(),
+                    exit_on_err: r.auth.exit_on_err,
+                },
+                sink,
+            },
+            exit_after_auth: init,
+            pid_file: PID_FILE,
+            vault: VaultStanza {
+                address: r.vault.address.clone(),
+                ca_cert: r.vault.ca_cert.clone(),
+                ca_path: r.vault.ca_key.clone(),
+                tls_skip_verify: r.vault.tls_skip_verify,
+                client_cert: r.vault.client_cert.clone(),
+                client_key: r.vault.client_key.clone(),
+                tls_server_name: r.vault.tls_server_name.clone(),
+            },
+            templates: templates(r),
+            listener,
+            cache,
+            template_config: TemplateConfigStanza {
+                exit_on_retry_failure: r.template_config.exit_on_retry_failure,
+                static_secret_render_interval: r
+                    .template_config
+                    .static_secret_render_interval
+                    .clone(),
+                max_connections_per_host: r.template_config.max_connections_per_host,
+                lease_renewal_threshold: r.template_config.lease_renewal_threshold,
+            },
+            disable_idle_connections: r.disable_idle_connections.clone(),
+            disable_keep_alives: r.disable_keep_alives.clone(),
+            telemetry: r.telemetry.as_ref().and_then(Telemetry::decode),
+        }
+    }
+
+    /// Compact JSON, as upstream's `json.Marshal`.
+    pub fn to_json(&self) -> Result<String, ConfigError> {
+        let t = self.template_config.lease_renewal_threshold;
+        if !t.is_finite() {
+            let value = if t.is_nan() {
+                "NaN"
+            } else if t > 0.0 {
+                "+Inf"
+            } else {
+                "-Inf"
+            };
+            return Err(ConfigError { value });
+        }
+        // Serialising plain structs of strings, bools and finite numbers cannot fail.
+        Ok(serde_json::to_string(self).unwrap_or_default())
+    }
+}
+
+impl Sink {
+    fn file(path: String) -> Self {
+        Self {
+            sink_type: "file",
+            config: SinkConfig { path },
+        }
+    }
+}
+
+fn templates(r: &AgentRequest) -> Vec<Template> {
+    r.secrets
+        .iter()
+        .map(|s| {
+            let contents = if !s.template.is_empty() {
+                s.template.clone()
+            } else if s.template_file.is_empty() {
+                // A secret declared only by a template has no Vault path and no default.
+                match r.default_template {
+                    DefaultTemplate::Map => MAP_TEMPLATE.replace("%s", &s.path),
+                    DefaultTemplate::Json => JSON_TEMPLATE.replace("%s", &s.path),
+                }
+            } else {
+                String::new()
+            };
+            let destination = if s.file.is_empty() {
+                // Plain concatenation, no cleaning: a trailing slash gives `//`, as upstream.
+                format!("{}/{}", s.mount_path, s.name)
+            } else {
+                path_join(&[&s.mount_path, &s.file])
+            };
+            Template {
+                destination,
+                contents,
+                left_delimiter: non_empty_or(&s.left_delimiter, "{{"),
+                right_delimiter: non_empty_or(&s.right_delimiter, "}}"),
+                command: s.command.clone(),
+                source: s.template_file.clone(),
+                perms: s.perms.clone(),
+                error_on_missing_key: s.error_on_missing_key,
+            }
+        })
+        .collect()
+}
+
+fn non_empty_or(v: &str, fallback: &str) -> String {
+    if v.is_empty() {
+        fallback.to_owned()
+    } else {
+        v.to_owned()
+    }
+}

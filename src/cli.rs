@@ -1,0 +1,338 @@
+//! Command line: `serve` (alias `agent-inject`), `render` and `version`, with upstream's Go-style
+//! flags (`-name=value`, `-name value`, bare boolean `-name`) and its env-over-flag precedence.
+
+use std::collections::BTreeMap;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use crate::render::Output;
+use crate::settings::{Kind, SETTINGS, Settings, SettingsError};
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invocation {
+    /// Run the webhook server.
+    Serve(Box<Settings>),
+    /// Render one object.
+    Render {
+        /// Resolved settings.
+        settings: Box<Settings>,
+        /// `-f FILE`; stdin when absent.
+        file: Option<String>,
+        /// `--namespace`.
+        namespace: Option<String>,
+        /// `--output`.
+        output: Output,
+    },
+    /// Print the version.
+    Version,
+}
+
+/// A command line that cannot run.
+#[derive(Debug)]
+pub enum CliError {
+    /// clap's own error (usage, help, version): print it and exit with its code.
+    Clap(clap::Error),
+    /// Settings failed upstream's startup validation: print it, exit 1.
+    Settings(SettingsError),
+}
+
+/// The clap command, with every upstream setting as a flag of `serve` and `render`.
+pub fn command() -> Command {
+    let with_settings = |mut cmd: Command| {
+        for s in SETTINGS {
+            let Some(flag) = s.flag else { continue };
+            let help = format!("{} [env {}] (default {:?})", s.help, s.env, s.default);
+            let mut arg = Arg::new(flag)
+                .long(flag)
+                .help(help)
+                .help_heading("Injector settings");
+            arg = if s.kind == Kind::Bool {
+                arg.num_args(0..=1)
+                    .require_equals(true)
+                    .default_missing_value("true")
+            } else {
+                arg.num_args(1).allow_hyphen_values(true)
+            };
+            cmd = cmd.arg(arg.action(ArgAction::Set));
+        }
+        // The stock chart passes `agent-inject 2>&1`; Go's flag parser stops at the first
+        // positional argument and ignores the rest, so we accept and ignore them too.
+        cmd.arg(
+            Arg::new("ignored")
+                .num_args(0..)
+                .trailing_var_arg(true)
+                .allow_hyphen_values(true)
+                .hide(true),
+        )
+    };
+    Command::new("vault-injector")
+        .about("A drop-in Rust replacement for the Vault Agent Injector (hashicorp/vault-k8s)")
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommand_required(true)
+        .subcommand(with_settings(
+            Command::new("serve")
+                .visible_alias("agent-inject")
+                .about("Run the mutating admission webhook over HTTPS"),
+        ))
+        .subcommand(with_settings(
+            Command::new("render")
+                .about("Print what the webhook would do to a Pod or AdmissionReview (JSON or YAML)")
+                .arg(
+                    Arg::new("file")
+                        .short('f')
+                        .long("file")
+                        .value_name("FILE")
+                        .help("Input file; stdin when absent"),
+                )
+                .arg(
+                    Arg::new("namespace")
+                        .long("namespace")
+                        .value_name("NS")
+                        .help("Request namespace (default: the object's, else `default`)"),
+                )
+                .arg(
+                    Arg::new("output")
+                        .long("output")
+                        .short('o')
+                        .value_parser(clap::value_parser!(Output))
+                        .default_value("pod")
+                        .help("What to print"),
+                ),
+        ))
+        .subcommand(Command::new("version").about("Print the version"))
+}
+
+/// Parses `args` (including the program name) against the environment lookup `env`.
+pub fn parse(
+    args: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Invocation, CliError> {
+    let matches = command()
+        .try_get_matches_from(normalize(args))
+        .map_err(CliError::Clap)?;
+    match matches.subcommand() {
+        Some(("serve", m)) => Ok(Invocation::Serve(Box::new(settings(m, env)?))),
+        Some(("render", m)) => Ok(Invocation::Render {
+            settings: Box::new(settings(m, env)?),
+            file: m.get_one::<String>("file").cloned(),
+            namespace: m.get_one::<String>("namespace").cloned(),
+            output: m.get_one::<Output>("output").copied().unwrap_or_default(),
+        }),
+        _ => Ok(Invocation::Version),
+    }
+}
+
+fn settings(m: &ArgMatches, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, CliError> {
+    let flags: BTreeMap<String, String> = SETTINGS
+        .iter()
+        .filter_map(|s| s.flag)
+        .filter_map(|f| m.get_one::<String>(f).map(|v| (f.to_owned(), v.clone())))
+        .collect();
+    Settings::resolve(&flags, env).map_err(CliError::Settings)
+}
+
+/// Rewrites Go-style flags for clap: `-name` becomes `--name` (single-letter flags stay short),
+/// and everything after the first positional argument, or after `--`, is passed on unchanged to
+/// the ignored trailing argument, as Go's flag package stops there.
+pub fn normalize(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut iter = args.iter();
+    if let Some(program) = iter.next() {
+        out.push(program.clone());
+    }
+    // The subcommand itself, plus any top-level flags before it.
+    for arg in iter.by_ref() {
+        out.push(arg.clone());
+        if !arg.starts_with('-') {
+            break;
+        }
+    }
+    let mut passthrough = false;
+    let mut expects_value = false;
+    for arg in iter {
+        if passthrough || expects_value {
+            out.push(arg.clone());
+            expects_value = false;
+            continue;
+        }
+        if arg == "--" || !arg.starts_with('-') || arg == "-" {
+            passthrough = true;
+            out.push(arg.clone());
+            continue;
+        }
+        let body = arg.trim_start_matches('-');
+        let name = body.split('=').next().unwrap_or_default();
+        let rewritten = if name.chars().count() > 1 {
+            format!("--{body}")
+        } else {
+            arg.clone()
+        };
+        if !body.contains('=') {
+            expects_value = takes_value(name);
+        }
+        out.push(rewritten);
+    }
+    out
+}
+
+/// Whether `-name value` consumes the next argument (every non-boolean flag does).
+fn takes_value(name: &str) -> bool {
+    match SETTINGS.iter().find(|s| s.flag == Some(name)) {
+        Some(s) => s.kind != Kind::Bool,
+        None => matches!(name, "f" | "file" | "namespace" | "o" | "output"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn parse_env(a: &[&str], env: &[(&str, &str)]) -> Result<Invocation, CliError> {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        parse(&args(a), &|k| env.get(k).cloned())
+    }
+
+    fn serve_settings(inv: Invocation) -> Settings {
+        match inv {
+            Invocation::Serve(s) => *s,
+            other => panic!("expected serve, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn go_style_single_dash_flags_and_listen_address_are_accepted() {
+        let s = serve_settings(
+            parse_env(
+                &[
+                    "vi",
+                    "serve",
+                    "-vault-address=http://v:8200",
+                    "-listen",
+                    ":9443",
+                    "-revoke-on-shutdown",
+                ],
+                &[],
+            )
+            .unwrap(),
+        );
+        assert_eq!(s.agent.vault_address, "http://v:8200");
+        assert_eq!(s.server.listen, ":9443");
+        assert!(s.agent.revoke_on_shutdown);
+    }
+
+    #[test]
+    fn agent_inject_alias_ignores_the_stray_shell_redirect_argument() {
+        let s = serve_settings(
+            parse_env(
+                &["vi", "agent-inject", "2>&1"],
+                &[("AGENT_INJECT_VAULT_ADDR", "http://v")],
+            )
+            .unwrap(),
+        );
+        assert_eq!(s.agent.vault_address, "http://v");
+    }
+
+    #[test]
+    fn flags_after_the_first_positional_argument_are_ignored_like_go() {
+        let s = serve_settings(
+            parse_env(
+                &[
+                    "vi",
+                    "serve",
+                    "-vault-address=a",
+                    "stray",
+                    "-vault-address=b",
+                ],
+                &[],
+            )
+            .unwrap(),
+        );
+        assert_eq!(s.agent.vault_address, "a");
+    }
+
+    #[test]
+    fn environment_wins_over_flags() {
+        let s = serve_settings(
+            parse_env(
+                &["vi", "serve", "--vault-address=flag"],
+                &[("AGENT_INJECT_VAULT_ADDR", "env")],
+            )
+            .unwrap(),
+        );
+        assert_eq!(s.agent.vault_address, "env");
+    }
+
+    #[test]
+    fn boolean_flags_take_an_explicit_value_only_with_equals() {
+        let s = serve_settings(
+            parse_env(
+                &[
+                    "vi",
+                    "serve",
+                    "-vault-address=a",
+                    "-set-security-context=false",
+                ],
+                &[],
+            )
+            .unwrap(),
+        );
+        assert!(!s.agent.set_security_context);
+    }
+
+    #[test]
+    fn unknown_flags_are_usage_errors() {
+        assert!(matches!(
+            parse_env(&["vi", "serve", "-no-such-flag=1"], &[]),
+            Err(CliError::Clap(_))
+        ));
+    }
+
+    #[test]
+    fn render_takes_file_namespace_and_output() {
+        match parse_env(
+            &[
+                "vi",
+                "render",
+                "-f",
+                "pod.yaml",
+                "--namespace",
+                "apps",
+                "--output",
+                "patch",
+                "-vault-address=x",
+            ],
+            &[],
+        )
+        .unwrap()
+        {
+            Invocation::Render {
+                file,
+                namespace,
+                output,
+                settings,
+            } => {
+                assert_eq!(file.as_deref(), Some("pod.yaml"));
+                assert_eq!(namespace.as_deref(), Some("apps"));
+                assert_eq!(output, Output::Patch);
+                assert_eq!(settings.agent.vault_address, "x");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_vault_address_is_upstreams_startup_error() {
+        match parse_env(&["vi", "serve"], &[]) {
+            Err(CliError::Settings(e)) => assert_eq!(e.to_string(), "No Vault service configured"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! vault-injector: a drop-in Rust replacement for the Vault Agent Injector (hashicorp/vault-k8s).
+//!
+//! The core (`settings` → `annotations` → `agent_config` → `inject` → `patch` → `admission`) is
+//! pure and synchronous; `server` and `cli` are the I/O shells around it.
+pub mod admission;
+pub mod agent_config;
+pub mod annotations;
+pub mod cli;
+pub mod goparse;
+pub mod inject;
+pub mod logging;
+pub mod metrics;
+pub mod patch;
+pub mod render;
+pub mod server;
+pub mod settings;
+pub mod tls;

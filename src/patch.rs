@@ -1,0 +1,181 @@
+//! RFC 6902 patch building against the ORIGINAL request object, and patch application.
+//!
+//! The injector never diffs whole pods: it emits `add` operations in upstream's order, so fields
+//! it does not know (newer Kubernetes fields, extensions) are never touched, and the result of
+//! applying the patch to the original JSON is, by construction, the mutated pod.
+
+use std::collections::BTreeSet;
+
+use json_patch::Patch;
+use serde_json::{Value, json};
+use thiserror::Error;
+
+/// A patch that could not be assembled or applied.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PatchError {
+    /// The operations do not form an RFC 6902 document.
+    #[error("failed to decode JSON patch: {0}")]
+    Decode(String),
+    /// An operation failed against the document.
+    #[error("failed to apply JSON patch: {0}")]
+    Apply(String),
+}
+
+/// RFC 6901 escaping of one reference token: `~` first, then `/`.
+pub fn escape_pointer(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// Collects operations in order, implementing upstream's array-append rule.
+#[derive(Debug, Default)]
+pub struct PatchBuilder {
+    ops: Vec<Value>,
+    /// Arrays this patch has created, so a later group appends instead of replacing them.
+    created: BTreeSet<String>,
+}
+
+impl PatchBuilder {
+    /// A new, empty patch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `add path value`.
+    pub fn add(&mut self, path: impl Into<String>, value: Value) {
+        self.ops
+            .push(json!({"op": "add", "path": path.into(), "value": value}));
+    }
+
+    /// Appends `items` to the array at `base`, which held `original_len` items in the request.
+    ///
+    /// Upstream creates an absent or empty array with `add <base> [first]` and appends the rest
+    /// with `<base>/-`; it checks the ORIGINAL array for every group, so a pod without volumes got
+    /// its volume array replaced by each later group. Here an array is created once per patch
+    /// (the fix mutation.md §4.1 recommends); for non-empty arrays the ops are upstream's.
+    pub fn append(
+        &mut self,
+        base: &str,
+        original_len: usize,
+        items: impl IntoIterator<Item = Value>,
+    ) {
+        for item in items {
+            if original_len == 0 && !self.created.contains(base) {
+                self.created.insert(base.to_owned());
+                self.add(base, Value::Array(vec![item]));
+            } else {
+                self.add(format!("{base}/-"), item);
+            }
+        }
+    }
+
+    /// The operations as JSON values.
+    pub fn into_ops(self) -> Vec<Value> {
+        self.ops
+    }
+}
+
+/// Turns operations into a typed patch (the json-patch major version kube uses).
+pub fn to_patch(ops: Vec<Value>) -> Result<Patch, PatchError> {
+    serde_json::from_value(Value::Array(ops)).map_err(|e| PatchError::Decode(e.to_string()))
+}
+
+/// Applies a patch to a copy of `doc`.
+pub fn apply(doc: &Value, patch: &Patch) -> Result<Value, PatchError> {
+    let mut out = doc.clone();
+    json_patch::patch(&mut out, &patch.0).map_err(|e| PatchError::Apply(e.to_string()))?;
+    Ok(out)
+}
+
+/// Applies a user-supplied patch document (`agent-json-patch`) to `doc`.
+///
+/// `null` and `[]` change nothing. An unknown `op` fails with upstream's `Unexpected kind`.
+pub fn apply_user_patch(doc: &Value, user: &Value) -> Result<Value, PatchError> {
+    let ops = match user {
+        Value::Null => return Ok(doc.clone()),
+        Value::Array(ops) => ops,
+        _ => {
+            return Err(PatchError::Decode(
+                "a JSON patch must be an array of operations".to_owned(),
+            ));
+        }
+    };
+    for op in ops {
+        let kind = op.get("op").and_then(Value::as_str).unwrap_or_default();
+        if !matches!(
+            kind,
+            "add" | "remove" | "replace" | "move" | "copy" | "test"
+        ) {
+            return Err(PatchError::Apply(format!("Unexpected kind: {kind}")));
+        }
+    }
+    let patch = to_patch(ops.clone())?;
+    apply(doc, &patch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointer_escaping_handles_tilde_before_slash() {
+        assert_eq!(
+            escape_pointer("vault.hashicorp.com/agent-inject-status"),
+            "vault.hashicorp.com~1agent-inject-status"
+        );
+        assert_eq!(escape_pointer("a~/b"), "a~0~1b");
+    }
+
+    #[test]
+    fn append_to_a_non_empty_array_uses_dash_paths() {
+        let mut b = PatchBuilder::new();
+        b.append("/spec/volumes", 1, [json!(1), json!(2)]);
+        let ops = b.into_ops();
+        assert_eq!(ops[0]["path"], "/spec/volumes/-");
+        assert_eq!(ops[1]["path"], "/spec/volumes/-");
+    }
+
+    #[test]
+    fn an_empty_array_is_created_once_per_patch() {
+        let mut b = PatchBuilder::new();
+        b.append("/spec/volumes", 0, [json!(1), json!(2)]);
+        b.append("/spec/volumes", 0, [json!(3)]);
+        let ops = b.into_ops();
+        let paths: Vec<_> = ops.iter().map(|o| o["path"].as_str().unwrap()).collect();
+        assert_eq!(
+            paths,
+            ["/spec/volumes", "/spec/volumes/-", "/spec/volumes/-"]
+        );
+        let patch = to_patch(ops).unwrap();
+        let out = apply(&json!({"spec": {}}), &patch).unwrap();
+        assert_eq!(out, json!({"spec": {"volumes": [1, 2, 3]}}));
+    }
+
+    #[test]
+    fn user_patches_reject_unknown_ops_with_upstream_text() {
+        let err = apply_user_patch(&json!({}), &json!([{"op": "invalid"}])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "failed to apply JSON patch: Unexpected kind: invalid"
+        );
+    }
+
+    #[test]
+    fn null_and_empty_user_patches_change_nothing() {
+        let doc = json!({"name": "x"});
+        assert_eq!(apply_user_patch(&doc, &Value::Null).unwrap(), doc);
+        assert_eq!(apply_user_patch(&doc, &json!([])).unwrap(), doc);
+    }
+
+    #[test]
+    fn user_patch_add_under_a_missing_parent_fails() {
+        let err = apply_user_patch(
+            &json!({"name": "x"}),
+            &json!([{"op": "add", "path": "/securityContext/runAsUser", "value": 1}]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("failed to apply JSON patch: "),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,701 @@
+//! Serving certificates: a hot-swappable [`CertStore`] read by rustls on every handshake, PEM
+//! loading from `AGENT_INJECT_TLS_CERT_FILE`/`KEY_FILE`, a watcher that reloads them when they
+//! change, and the rustls server configuration built from the settings.
+//!
+//! Reloading never restarts the listener: each new handshake asks the store for the current
+//! certificate, and established connections keep the one they negotiated.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use rustls::crypto::CryptoProvider;
+use rustls::crypto::ring::{self, cipher_suite};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{ServerConfig, SupportedCipherSuite};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use thiserror::Error;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::logging::CERT_WATCHER;
+use crate::settings::{ServerSettings, TlsVersion};
+
+/// How often the watcher re-reads the files even without a file-system event, as a fallback
+/// for file systems where inotify events do not arrive (some network and overlay mounts).
+pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long the watcher waits after an event before reading, so that a writer replacing both
+/// files is usually seen once, finished, rather than half-way.
+const SETTLE_DELAY: Duration = Duration::from_millis(100);
+
+/// A certificate or key could not be loaded, or the TLS configuration could not be built.
+#[derive(Debug, Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("could not read {what} file {}: {source}", .path.display())]
+    Read {
+        /// `certificate` or `private key`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The certificate file holds no readable PEM `CERTIFICATE` block.
+    #[error("no PEM CERTIFICATE block found in certificate file {}{}", .path.display(), detail(.reason))]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+        /// What the PEM parser reported, if anything.
+        reason: Option<String>,
+    },
+    /// The key file holds no readable PKCS#8, RSA or EC private key.
+    #[error("no PEM private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY) found in key file {}{}", .path.display(), detail(.reason))]
+    NoKey {
+        /// The file.
+        path: PathBuf,
+        /// What the PEM parser reported, if anything.
+        reason: Option<String>,
+    },
+    /// rustls cannot use the key (unsupported algorithm or malformed).
+    #[error("unsupported or malformed private key in {}: {source}", .path.display())]
+    UnusableKey {
+        /// The key file.
+        path: PathBuf,
+        /// rustls' reason.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The key does not belong to the first certificate of the chain.
+    #[error("the private key in {} does not match the certificate in {}: {source}", .key.display(), .cert.display())]
+    Mismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// rustls' reason.
+        #[source]
+        source: rustls::Error,
+    },
+    /// rustls refused the protocol versions / cipher suites.
+    #[error("could not build the TLS configuration: {0}")]
+    Config(#[source] rustls::Error),
+}
+
+fn detail(reason: &Option<String>) -> String {
+    reason
+        .as_ref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default()
+}
+
+/// The certificate served to new handshakes. Cloning is cheap and every clone sees the same
+/// certificate, so the watcher, the server and a future auto-TLS source can share one.
+#[derive(Clone, Default)]
+pub struct CertStore {
+    current: Arc<ArcSwapOption<CertifiedKey>>,
+}
+
+impl std::fmt::Debug for CertStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertStore")
+            .field("loaded", &self.is_loaded())
+            .finish()
+    }
+}
+
+impl CertStore {
+    /// An empty store: handshakes fail until a certificate is [`set`](Self::set).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The certificate new handshakes get, if one is loaded.
+    pub fn current(&self) -> Option<Arc<CertifiedKey>> {
+        self.current.load_full()
+    }
+
+    /// Whether a certificate is loaded (what `/health/ready` reports).
+    pub fn is_loaded(&self) -> bool {
+        self.current.load().is_some()
+    }
+
+    /// Serves `key` to every handshake from now on. Connections already established keep theirs.
+    pub fn set(&self, key: CertifiedKey) {
+        self.current.store(Some(Arc::new(key)));
+    }
+
+    /// A rustls resolver reading this store on every handshake.
+    pub fn resolver(&self) -> Arc<dyn ResolvesServerCert> {
+        Arc::new(StoreResolver(self.clone()))
+    }
+}
+
+/// Resolves every ClientHello to the store's current certificate. With no certificate the
+/// handshake is aborted, as upstream's `no certificate available`.
+#[derive(Debug)]
+struct StoreResolver(CertStore);
+
+impl ResolvesServerCert for StoreResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0.current()
+    }
+}
+
+/// The certificate and key files of disk mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFiles {
+    /// `AGENT_INJECT_TLS_CERT_FILE`: the PEM chain, leaf first.
+    pub cert: PathBuf,
+    /// `AGENT_INJECT_TLS_KEY_FILE`: the PEM private key.
+    pub key: PathBuf,
+}
+
+impl CertFiles {
+    /// Pairs the two paths.
+    pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        Self {
+            cert: cert.into(),
+            key: key.into(),
+        }
+    }
+
+    /// Reads and parses both files.
+    pub fn load(&self) -> Result<CertifiedKey, TlsError> {
+        let (cert_pem, key_pem) = self.read()?;
+        self.parse(&cert_pem, &key_pem)
+    }
+
+    fn read(&self) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
+        let cert = std::fs::read(&self.cert).map_err(|source| TlsError::Read {
+            what: "certificate",
+            path: self.cert.clone(),
+            source,
+        })?;
+        let key = std::fs::read(&self.key).map_err(|source| TlsError::Read {
+            what: "private key",
+            path: self.key.clone(),
+            source,
+        })?;
+        Ok((cert, key))
+    }
+
+    /// Parses a PEM chain and key, checking that the key belongs to the leaf.
+    pub fn parse(&self, cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, TlsError> {
+        let chain = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError::NoCertificate {
+                path: self.cert.clone(),
+                reason: Some(e.to_string()),
+            })?;
+        if chain.is_empty() {
+            return Err(TlsError::NoCertificate {
+                path: self.cert.clone(),
+                reason: None,
+            });
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::NoKey {
+            path: self.key.clone(),
+            reason: match e {
+                rustls_pki_types::pem::Error::NoItemsFound => None,
+                other => Some(other.to_string()),
+            },
+        })?;
+        let signing_key =
+            ring::sign::any_supported_type(&key).map_err(|source| TlsError::UnusableKey {
+                path: self.key.clone(),
+                source,
+            })?;
+        let certified = CertifiedKey::new(chain, signing_key);
+        // ring keys always expose their public key, so "unknown" cannot hide a mismatch here.
+        certified
+            .keys_match()
+            .map_err(|source| TlsError::Mismatch {
+                cert: self.cert.clone(),
+                key: self.key.clone(),
+                source,
+            })?;
+        Ok(certified)
+    }
+}
+
+/// Builds the server configuration: the store's certificate per handshake, no client
+/// authentication, ALPN `h2` and `http/1.1`, the minimum version and the TLS 1.2 cipher
+/// suites from the settings.
+///
+/// Like Go's `tls.Config.CipherSuites`, the cipher list only restricts TLS 1.2; the TLS 1.3
+/// suites are always offered. If the list names no TLS 1.2 suite rustls implements (only
+/// CBC/RC4/3DES ones, say), TLS 1.2 is switched off rather than widened to defaults the
+/// operator did not ask for; this is logged.
+pub fn server_config(server: &ServerSettings, store: &CertStore) -> Result<ServerConfig, TlsError> {
+    let base = ring::default_provider();
+    let tls12_suites = tls12_suites(&server.tls_cipher_suites);
+    let tls13_suites: Vec<SupportedCipherSuite> = base
+        .cipher_suites
+        .iter()
+        .copied()
+        .filter(|s| s.version() == &rustls::version::TLS13)
+        .collect();
+
+    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
+    let tls12_wanted = server.tls_min_version == TlsVersion::Tls12;
+    let tls12_possible = server.tls_cipher_suites.is_empty() || !tls12_suites.is_empty();
+    if tls12_wanted && tls12_possible {
+        versions.push(&rustls::version::TLS12);
+    } else if tls12_wanted {
+        tracing::warn!(
+            target: crate::logging::HANDLER,
+            "none of the configured TLS cipher suites is available for TLS 1.2; only TLS 1.3 will be offered"
+        );
+    }
+    versions.push(&rustls::version::TLS13);
+
+    let cipher_suites = if server.tls_cipher_suites.is_empty() {
+        base.cipher_suites.clone()
+    } else {
+        // TLS 1.3 first: rustls keeps the order as its preference.
+        tls13_suites.into_iter().chain(tls12_suites).collect()
+    };
+    let provider = CryptoProvider {
+        cipher_suites,
+        ..base
+    };
+
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&versions)
+        .map_err(TlsError::Config)?
+        .with_no_client_auth()
+        .with_cert_resolver(store.resolver());
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Maps Go/IANA names to rustls' TLS 1.2 suites, in the configured order, without duplicates
+/// (Go has two names for each ChaCha20 suite). TLS 1.3 and unimplemented names map to nothing;
+/// the settings layer already warned about the latter.
+fn tls12_suites(names: &[String]) -> Vec<SupportedCipherSuite> {
+    let mut seen = BTreeSet::new();
+    names
+        .iter()
+        .filter_map(|name| {
+            let suite = match name.as_str() {
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => {
+                    cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+                }
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => {
+                    cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                }
+                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => {
+                    cipher_suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+                }
+                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => {
+                    cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+                }
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305"
+                | "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" => {
+                    cipher_suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+                }
+                "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"
+                | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" => {
+                    cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+                }
+                _ => return None,
+            };
+            seen.insert(u16::from(suite.suite())).then_some(suite)
+        })
+        .collect()
+}
+
+/// Keeps the store in step with the certificate files until dropped.
+#[derive(Debug)]
+pub struct CertWatcher {
+    task: JoinHandle<()>,
+}
+
+impl Drop for CertWatcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts watching `files` and publishing every new valid pair into `store`. Must be called
+/// inside a tokio runtime.
+///
+/// Watching uses inotify (via `notify`) on the files' parent directories, not the files: the
+/// kubelet updates Secret volumes by re-pointing the `..data` symlink, which changes no watched
+/// file inode but is an event in the directory. A poll every [`POLL_INTERVAL`] backs this up.
+/// A changed pair that is unreadable, invalid or mismatched is logged and the old certificate
+/// stays in service; it is retried when the files change again.
+pub fn watch(store: CertStore, files: CertFiles) -> CertWatcher {
+    watch_every(store, files, POLL_INTERVAL)
+}
+
+/// [`watch`] with another poll interval.
+pub fn watch_every(store: CertStore, files: CertFiles, poll: Duration) -> CertWatcher {
+    let wake = Arc::new(Notify::new());
+    let fs_watcher = start_fs_watcher(&files, wake.clone());
+    let task = tokio::spawn(async move {
+        // Held by the task so the inotify watches live exactly as long as it does.
+        let _fs_watcher = fs_watcher;
+        let mut reloader = Reloader::new(files);
+        // The pair loaded at startup is the baseline; don't log it as a change.
+        reloader.check(&store);
+        let mut ticker = tokio::time::interval(poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = wake.notified() => tokio::time::sleep(SETTLE_DELAY).await,
+                _ = ticker.tick() => {}
+            }
+            reloader.check(&store);
+        }
+    });
+    CertWatcher { task }
+}
+
+fn start_fs_watcher(files: &CertFiles, wake: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+
+    let mut watcher = match notify::recommended_watcher(
+        move |event: notify::Result<notify::Event>| {
+            // Our own reads show up as access events; reacting to them would loop.
+            if let Ok(event) = event
+                && !matches!(event.kind, EventKind::Access(_))
+            {
+                wake.notify_one();
+            }
+        },
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(target: CERT_WATCHER, Error = %e, "could not watch the certificate files; polling only");
+            return None;
+        }
+    };
+    let dirs: BTreeSet<PathBuf> = [&files.cert, &files.key]
+        .into_iter()
+        .map(|p| parent_dir(p))
+        .collect();
+    for dir in dirs {
+        if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(target: CERT_WATCHER, Path = %dir.display(), Error = %e, "could not watch directory; polling only");
+        }
+    }
+    Some(watcher)
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// What one look at the files found.
+#[derive(Debug)]
+pub enum ReloadOutcome {
+    /// The bytes are those last seen.
+    Unchanged,
+    /// A new valid pair is now served.
+    Reloaded,
+    /// The files changed but could not be used; the previous certificate is kept.
+    Rejected(TlsError),
+}
+
+/// Compares the files with the pair last seen and publishes changes. Separate from the task so
+/// the decision logic is testable without timing.
+#[derive(Debug)]
+pub struct Reloader {
+    files: CertFiles,
+    last_seen: Option<(Vec<u8>, Vec<u8>)>,
+    last_error: Option<String>,
+}
+
+impl Reloader {
+    /// A reloader that has seen nothing yet.
+    pub fn new(files: CertFiles) -> Self {
+        Self {
+            files,
+            last_seen: None,
+            last_error: None,
+        }
+    }
+
+    /// Reads the files and publishes a changed, valid pair into `store`.
+    pub fn check(&mut self, store: &CertStore) -> ReloadOutcome {
+        let first = self.last_seen.is_none() && self.last_error.is_none();
+        let outcome = self.check_quietly(store);
+        match &outcome {
+            ReloadOutcome::Unchanged => {}
+            ReloadOutcome::Reloaded if first => {}
+            ReloadOutcome::Reloaded => {
+                tracing::info!(
+                    target: CERT_WATCHER,
+                    Cert = %self.files.cert.display(),
+                    Key = %self.files.key.display(),
+                    "Updated serving certificate"
+                );
+            }
+            ReloadOutcome::Rejected(e) => {
+                // Log each distinct problem once, not on every poll while it lasts.
+                let text = e.to_string();
+                if self.last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(target: CERT_WATCHER, Error = %text, "error loading next cert; keeping the current one");
+                    self.last_error = Some(text);
+                }
+            }
+        }
+        outcome
+    }
+
+    fn check_quietly(&mut self, store: &CertStore) -> ReloadOutcome {
+        let (cert_pem, key_pem) = match self.files.read() {
+            Ok(pair) => pair,
+            Err(e) => return ReloadOutcome::Rejected(e),
+        };
+        if self
+            .last_seen
+            .as_ref()
+            .is_some_and(|(c, k)| *c == cert_pem && *k == key_pem)
+        {
+            return ReloadOutcome::Unchanged;
+        }
+        let parsed = self.files.parse(&cert_pem, &key_pem);
+        // Remember the bytes even when invalid, so a bad pair is not re-parsed every poll.
+        self.last_seen = Some((cert_pem, key_pem));
+        match parsed {
+            Ok(key) => {
+                store.set(key);
+                self.last_error = None;
+                ReloadOutcome::Reloaded
+            }
+            Err(e) => ReloadOutcome::Rejected(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    struct Pair {
+        cert_pem: String,
+        key_pem: String,
+        der: Vec<u8>,
+    }
+
+    fn self_signed() -> Pair {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        Pair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        }
+    }
+
+    fn write(dir: &Path, pair: &Pair) -> CertFiles {
+        let files = CertFiles::new(dir.join("tls.crt"), dir.join("tls.key"));
+        std::fs::write(&files.cert, &pair.cert_pem).unwrap();
+        std::fs::write(&files.key, &pair.key_pem).unwrap();
+        files
+    }
+
+    fn served_der(store: &CertStore) -> Vec<u8> {
+        store.current().unwrap().cert[0].to_vec()
+    }
+
+    #[test]
+    fn loads_a_pem_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = self_signed();
+        let key = write(dir.path(), &pair).load().unwrap();
+        assert_eq!(key.cert[0].as_ref(), pair.der.as_slice());
+    }
+
+    #[test]
+    fn every_private_key_pem_label_is_recognised() {
+        // rcgen only writes PKCS#8, so check with dummy contents that each label the injector
+        // can meet (PKCS#8, RSA, SEC1) reaches the key parser rather than "no key found".
+        let files = CertFiles::new("c.pem", "k.pem");
+        for label in ["RSA PRIVATE KEY", "EC PRIVATE KEY", "PRIVATE KEY"] {
+            let pem = format!("-----BEGIN {label}-----\nAAAA\n-----END {label}-----\n");
+            let err = files
+                .parse(self_signed().cert_pem.as_bytes(), pem.as_bytes())
+                .unwrap_err();
+            // The label is recognised (the failure is about the key bytes, not "no key").
+            assert!(
+                matches!(err, TlsError::UnusableKey { .. }),
+                "{label}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_named_in_the_error() {
+        let files = CertFiles::new("/nonexistent/tls.crt", "/nonexistent/tls.key");
+        let err = files.load().unwrap_err().to_string();
+        assert!(
+            err.starts_with("could not read certificate file /nonexistent/tls.crt:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused_naming_the_file() {
+        let files = CertFiles::new("a.crt", "a.key");
+        let pair = self_signed();
+        let err = files
+            .parse(b"not pem", pair.key_pem.as_bytes())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no PEM CERTIFICATE block found in certificate file a.crt"
+        );
+        let err = files
+            .parse(pair.cert_pem.as_bytes(), b"nothing")
+            .unwrap_err();
+        assert!(err.to_string().starts_with("no PEM private key"), "{err}");
+        assert!(err.to_string().contains("a.key"), "{err}");
+    }
+
+    #[test]
+    fn a_key_from_another_pair_is_a_mismatch() {
+        let files = CertFiles::new("a.crt", "b.key");
+        let (one, two) = (self_signed(), self_signed());
+        let err = files
+            .parse(one.cert_pem.as_bytes(), two.key_pem.as_bytes())
+            .unwrap_err();
+        assert!(matches!(err, TlsError::Mismatch { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("the private key in b.key does not match the certificate in a.crt"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn store_starts_empty_and_serves_what_is_set() {
+        let store = CertStore::new();
+        assert!(!store.is_loaded());
+        assert!(store.current().is_none());
+        let pair = self_signed();
+        let key = CertFiles::new("a", "b")
+            .parse(pair.cert_pem.as_bytes(), pair.key_pem.as_bytes())
+            .unwrap();
+        let clone = store.clone();
+        store.set(key);
+        assert!(clone.is_loaded());
+        assert_eq!(served_der(&clone), pair.der);
+    }
+
+    #[test]
+    fn reloader_publishes_changes_and_keeps_the_old_pair_when_the_new_one_is_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = self_signed();
+        let files = write(dir.path(), &first);
+        let store = CertStore::new();
+        let mut reloader = Reloader::new(files.clone());
+
+        assert!(matches!(reloader.check(&store), ReloadOutcome::Reloaded));
+        assert_eq!(served_der(&store), first.der);
+        assert!(matches!(reloader.check(&store), ReloadOutcome::Unchanged));
+
+        // Half-way through a non-atomic update: new cert, old key.
+        let second = self_signed();
+        std::fs::write(&files.cert, &second.cert_pem).unwrap();
+        assert!(matches!(
+            reloader.check(&store),
+            ReloadOutcome::Rejected(TlsError::Mismatch { .. })
+        ));
+        assert_eq!(served_der(&store), first.der);
+        // The same bad bytes are not re-parsed.
+        assert!(matches!(reloader.check(&store), ReloadOutcome::Unchanged));
+
+        std::fs::write(&files.key, &second.key_pem).unwrap();
+        assert!(matches!(reloader.check(&store), ReloadOutcome::Reloaded));
+        assert_eq!(served_der(&store), second.der);
+
+        // A vanished file is an error too, and the current pair stays.
+        std::fs::remove_file(&files.key).unwrap();
+        assert!(matches!(
+            reloader.check(&store),
+            ReloadOutcome::Rejected(TlsError::Read { .. })
+        ));
+        assert_eq!(served_der(&store), second.der);
+    }
+
+    fn settings_with(min: TlsVersion, suites: &[&str]) -> ServerSettings {
+        let mut server = crate::settings::Settings::default().server;
+        server.tls_min_version = min;
+        server.tls_cipher_suites = suites.iter().map(|s| (*s).to_owned()).collect();
+        server
+    }
+
+    #[test]
+    fn config_offers_alpn_h2_and_http11() {
+        let config =
+            server_config(&settings_with(TlsVersion::Tls12, &[]), &CertStore::new()).unwrap();
+        assert_eq!(
+            config.alpn_protocols,
+            [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+    }
+
+    #[test]
+    fn cipher_names_map_to_rustls_suites_without_duplicates() {
+        let suites = tls12_suites(&[
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305".to_owned(),
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256".to_owned(),
+            "TLS_RSA_WITH_AES_128_CBC_SHA".to_owned(),
+            "TLS_AES_128_GCM_SHA256".to_owned(),
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".to_owned(),
+        ]);
+        let names: Vec<String> = suites.iter().map(|s| format!("{:?}", s.suite())).collect();
+        assert_eq!(
+            names,
+            [
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_name_rustls_offers_is_mapped() {
+        for name in crate::settings::KNOWN_CIPHER_SUITES {
+            let offered = crate::settings::rustls_offers(name);
+            let tls13 = name.starts_with("TLS_AES_") || name.starts_with("TLS_CHACHA20_");
+            let mapped = !tls12_suites(&[(*name).to_owned()]).is_empty();
+            assert_eq!(offered, mapped || tls13, "{name}");
+        }
+    }
+
+    #[test]
+    fn only_unavailable_tls12_suites_leave_tls13_only() {
+        // Only a CBC suite: rustls cannot do it, so TLS 1.2 is off rather than widened.
+        let config = server_config(
+            &settings_with(TlsVersion::Tls12, &["TLS_RSA_WITH_AES_128_CBC_SHA"]),
+            &CertStore::new(),
+        )
+        .unwrap();
+        assert!(
+            config
+                .crypto_provider()
+                .cipher_suites
+                .iter()
+                .all(|s| s.version() == &rustls::version::TLS13)
+        );
+    }
+}
