@@ -1,0 +1,142 @@
+//! Golden tests: one annotated pod per file in `tests/fixtures/` (its first comment line says
+//! what it covers). Each snapshots the patch, the mutated pod and the decoded agent configs, and
+//! checks the patch against the original JSON and that a second injection is a no-op.
+//!
+//! Update snapshots with `INSTA_UPDATE=always cargo test --test golden` and review the diff;
+//! CI (CI=true) never writes them, so a stale golden fails.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{Value, json};
+use vault_injector::admission::{self, Mutation};
+use vault_injector::patch;
+
+fn agent_configs(pod: &Value) -> Value {
+    let mut configs = serde_json::Map::new();
+    for name in ["vault-agent-init", "vault-agent"] {
+        let Some(container) = support::find_container(pod, name) else {
+            continue;
+        };
+        if let Some(b64) = support::env_value(container, "VAULT_CONFIG") {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            configs.insert(name.to_owned(), serde_json::from_slice(&bytes).unwrap());
+        }
+    }
+    Value::Object(configs)
+}
+
+#[test]
+fn golden_fixtures() {
+    insta::glob!("fixtures/*.yaml", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(
+            text.starts_with("# "),
+            "{}: start with a comment saying what it covers",
+            path.display()
+        );
+        let input: Value = serde_yaml_ng::from_str(&text).unwrap();
+        let namespace = input["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("apps")
+            .to_owned();
+        let defaults = support::defaults();
+
+        let mutation = admission::mutate(&input, &namespace, &defaults)
+            .unwrap_or_else(|e| panic!("{}: refused: {e}", path.display()));
+        let ops = match &mutation {
+            Mutation::Skip => Vec::new(),
+            Mutation::Inject { ops, .. } => ops.clone(),
+        };
+        let mutated = admission::mutated_object(&input, &mutation).unwrap();
+
+        // The patch applies to the original JSON and yields exactly the snapshotted pod.
+        let reapplied = patch::apply(&input, &patch::to_patch(ops.clone()).unwrap()).unwrap();
+        assert_eq!(reapplied, mutated);
+        // The mutated pod is a valid Pod, and injecting it again changes nothing.
+        serde_json::from_value::<Pod>(mutated.clone()).unwrap();
+        assert_eq!(
+            admission::mutate(&mutated, &namespace, &defaults).unwrap(),
+            Mutation::Skip
+        );
+        // Every field of the input survives (the injector only adds).
+        assert_contains(&input, &mutated, "");
+
+        insta::assert_json_snapshot!("patch", Value::Array(ops));
+        insta::assert_yaml_snapshot!("pod", mutated);
+        insta::assert_json_snapshot!("agent_config", agent_configs(&mutated));
+    });
+}
+
+/// Every member of `original` is in `mutated` with the same value, except arrays, which may
+/// only have grown (user items keep their fields), and the status annotation.
+fn assert_contains(original: &Value, mutated: &Value, at: &str) {
+    match (original, mutated) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                if at == "/metadata/annotations" && k == "vault.hashicorp.com/agent-inject-status" {
+                    continue;
+                }
+                let w = b.get(k).unwrap_or_else(|| panic!("{at}/{k} was removed"));
+                assert_contains(v, w, &format!("{at}/{k}"));
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for item in a {
+                let same_name =
+                    |x: &Value| x.get("name").is_some() && x.get("name") == item.get("name");
+                let found = b
+                    .iter()
+                    .find(|x| same_name(x) || *x == item)
+                    .unwrap_or_else(|| panic!("{at}: lost {item}"));
+                assert_contains(item, found, &format!("{at}[]"));
+            }
+        }
+        (a, b) => assert_eq!(a, b, "{at} changed"),
+    }
+}
+
+#[test]
+fn no_snapshot_is_left_without_its_fixture() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let fixtures: BTreeSet<String> = std::fs::read_dir(root.join("fixtures"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut golden = 0;
+    for entry in std::fs::read_dir(root.join("snapshots")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("golden__") else {
+            continue;
+        };
+        golden += 1;
+        let fixture = rest
+            .split_once('@')
+            .map(|(_, f)| f.trim_end_matches(".snap"))
+            .unwrap_or_default();
+        assert!(
+            fixtures.contains(fixture),
+            "snapshot {name} has no fixture {fixture:?}"
+        );
+        assert!(
+            ["patch@", "pod@", "agent_config@"]
+                .iter()
+                .any(|p| rest.starts_with(p)),
+            "unexpected snapshot {name}"
+        );
+    }
+    assert_eq!(
+        golden,
+        fixtures.len() * 3,
+        "each fixture has exactly three snapshots"
+    );
+    assert!(fixtures.len() >= 15, "at least 15 fixtures");
+    let _ = json!(null);
+}
