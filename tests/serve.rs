@@ -204,16 +204,22 @@ async fn mutate_stops_reading_a_streamed_body_at_the_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_is_negotiated_through_alpn() {
     let server = TestServer::start(|_| {}).await;
-    let tls = server.connect(&[b"h2"]).await.unwrap();
+    let tls = server.connect(&[b"h2", b"http/1.1"]).await.unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(b"h2".as_slice()));
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
     let req = Request::get(format!(
         "https://localhost:{}/health/ready",
         server.addr.port()
     ))
     .body(Full::new(Bytes::new()))
     .unwrap();
-    let reply = server.h2(req).await;
+    let reply = into_reply(sender.send_request(req).await.unwrap()).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    drop(sender);
     server.stop().await;
 }
 

@@ -1,0 +1,189 @@
+//! The `render` interface, run as a real process: input forms, outputs and exit codes.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vault-injector");
+
+fn run(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.env_clear();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn example() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pod.yaml")).unwrap()
+}
+
+const ADDR: (&str, &str) = ("AGENT_INJECT_VAULT_ADDR", "http://vault.vault.svc:8200");
+
+#[test]
+fn render_prints_the_mutated_pod_by_default() {
+    let out = run(
+        &[
+            "render",
+            "-f",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pod.yaml"),
+        ],
+        "",
+        &[ADDR],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pod: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<_> = pod["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(names, ["app", "vault-agent"]);
+    assert_eq!(pod["spec"]["initContainers"][0]["name"], "vault-agent-init");
+}
+
+#[test]
+fn render_reads_stdin_and_prints_the_patch_or_the_review() {
+    let out = run(&["render", "--output", "patch"], &example(), &[ADDR]);
+    assert_eq!(out.status.code(), Some(0));
+    let ops: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        ops.last().unwrap()["path"],
+        "/metadata/annotations/vault.hashicorp.com~1agent-inject-status"
+    );
+    let out = run(
+        &["render", "--output", "review", "--namespace", "orders"],
+        &example(),
+        &[ADDR],
+    );
+    let review: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(review["response"]["allowed"], true);
+    assert_eq!(review["response"]["patchType"], "JSONPatch");
+}
+
+#[test]
+fn render_accepts_a_whole_admission_review_as_json() {
+    let pod: Value = serde_yaml_ng::from_str(&example()).unwrap();
+    let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
+        "request": {"uid": "abc", "namespace": "orders", "object": pod}});
+    let out = run(&["render", "-o", "review"], &review.to_string(), &[ADDR]);
+    assert_eq!(out.status.code(), Some(0));
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["apiVersion"], "admission.k8s.io/v1beta1");
+    assert_eq!(reply["response"]["uid"], "abc");
+}
+
+#[test]
+fn a_pod_not_to_be_injected_prints_unchanged_and_an_empty_patch() {
+    let plain = example().replace(
+        "vault.hashicorp.com/agent-inject:",
+        "example.com/not-inject:",
+    );
+    let out = run(&["render"], &plain, &[ADDR]);
+    assert_eq!(out.status.code(), Some(0));
+    let pod: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pod, serde_yaml_ng::from_str::<Value>(&plain).unwrap());
+    let out = run(&["render", "--output", "patch"], &plain, &[ADDR]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}
+
+#[test]
+fn a_refused_pod_exits_1_with_the_message_on_stderr() {
+    let bad = example().replace(
+        "vault.hashicorp.com/agent-inject-perms-db.env: \"0440\"",
+        "vault.hashicorp.com/agent-limits-mem: \"128mb\"",
+    );
+    let out = run(&["render"], &bad, &[ADDR]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error creating patch for agent: ") && err.contains("agent-limits-mem"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreadable_input_exits_2_saying_what_and_where() {
+    let out = run(&["render"], "{\"kind\": \"Pod\",", &[ADDR]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("<stdin>: not valid JSON: ") && err.contains("line 1"),
+        "{err}"
+    );
+    let out = run(&["render"], "metadata: [unclosed", &[ADDR]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not valid YAML"));
+    let out = run(&["render", "-f", "/nonexistent/pod.yaml"], "", &[ADDR]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/pod.yaml: cannot read"));
+    let out = run(&["render"], "kind: Service\nmetadata: {}\n", &[ADDR]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn render_honours_the_same_settings_as_serve() {
+    let out = run(
+        &["render", "-vault-image=my/vault:9"],
+        &example(),
+        &[ADDR, ("AGENT_INJECT_CPU_LIMIT", "2")],
+    );
+    let pod: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sidecar = &pod["spec"]["containers"][1];
+    assert_eq!(sidecar["image"], "my/vault:9");
+    assert_eq!(sidecar["resources"]["limits"]["cpu"], "2");
+    let out = run(&["render"], &example(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "No Vault service configured"
+    );
+}
+
+#[test]
+fn version_and_help_exit_0_and_unknown_flags_exit_1() {
+    let out = run(&["version"], "", &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("vault-injector v"));
+    assert_eq!(run(&["serve", "--help"], "", &[]).status.code(), Some(0));
+    assert_eq!(
+        run(&["serve", "-bogus=1"], "", &[ADDR]).status.code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn serve_with_auto_tls_refuses_to_start_with_a_clear_message() {
+    let out = run(
+        &["agent-inject", "2>&1"],
+        "",
+        &[ADDR, ("AGENT_INJECT_TLS_AUTO", "vault-agent-injector-cfg")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("AGENT_INJECT_TLS_AUTO (-tls-auto) is not supported yet"),
+        "{err}"
+    );
+}
