@@ -743,7 +743,9 @@ impl TestServer {
 
         let certs = CertStore::new();
         certs.set(files.load().unwrap());
-        let watcher = tls::watch_every(certs.clone(), files.clone(), Duration::from_millis(500));
+        // Polling effectively off: the reloads these tests wait for must come from file-system
+        // events (inotify on the parent directory), which is what makes them prompt.
+        let watcher = tls::watch_every(certs.clone(), files.clone(), Duration::from_secs(3600));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();

@@ -400,9 +400,9 @@ async fn scale_injector(client: &Client, replicas: i32) -> Result<()> {
 pub async fn set_failure_policy(client: &Client, policy: &str) -> Result<()> {
     let api: Api<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration> =
         Api::all(client.clone());
-    let patch = json!([{"op": "replace", "path": "/webhooks/0/failurePolicy", "value": policy}]);
-    let patch: kube::core::json_patch_compat::Patch = serde_json::from_value(patch)?;
-    api.patch(WEBHOOK_CONFIG, &PatchParams::default(), &Patch::<()>::Json(patch)).await?;
+    // strategic merge: webhooks are merged by name
+    let patch = json!({"webhooks": [{"name": "vault.hashicorp.com", "failurePolicy": policy}]});
+    api.patch(WEBHOOK_CONFIG, &PatchParams::default(), &Patch::Strategic(patch)).await?;
     log(format!("webhook {WEBHOOK_CONFIG}: failurePolicy {policy}"));
     Ok(())
 }

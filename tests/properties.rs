@@ -1,0 +1,318 @@
+//! Property tests: for arbitrary pods and annotation maps the core never panics, the patch
+//! applies to the original JSON, the result is a Pod, user containers are never lost or
+//! reordered, injected names never collide, and a second injection is a no-op.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::Pod;
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+use vault_injector::admission::{self, Mutation};
+
+const KEYS: &[&str] = &[
+    "agent-inject-status",
+    "role",
+    "agent-pre-populate",
+    "agent-pre-populate-only",
+    "agent-init-first",
+    "agent-inject-containers",
+    "agent-cache-enable",
+    "agent-enable-quit",
+    "agent-inject-token",
+    "agent-share-process-namespace",
+    "agent-run-as-user",
+    "agent-run-as-group",
+    "agent-run-as-same-user",
+    "agent-set-security-context",
+    "agent-revoke-on-shutdown",
+    "agent-revoke-grace",
+    "agent-limits-cpu",
+    "agent-requests-mem",
+    "agent-configmap",
+    "agent-extra-secret",
+    "tls-secret",
+    "agent-copy-volume-mounts",
+    "secret-volume-path",
+    "preserve-secret-case",
+    "agent-inject-default-template",
+    "auth-type",
+    "auth-path",
+    "service",
+    "agent-image",
+    "agent-json-patch",
+    "agent-init-json-patch",
+    "auth-min-backoff",
+    "template-lease-renewal-threshold",
+    "template-max-connections-per-host",
+    "agent-telemetry-disable_hostname",
+    "auth-config-role",
+    "agent-service-account-token-volume-name",
+    "agent-inject-secret-db",
+    "agent-inject-secret-DB",
+    "agent-inject-template-db",
+    "agent-inject-template-file-cfg",
+    "agent-inject-file-db",
+    "secret-volume-path-db",
+    "secret-volume-path-DB",
+    "error-on-missing-key-db",
+    "agent-inject-secret-",
+];
+
+const VALUES: &[&str] = &[
+    "true",
+    "false",
+    "",
+    "0",
+    "1",
+    "5",
+    "100",
+    "-1",
+    "abc",
+    "yes",
+    "/vault/x",
+    "/other",
+    "json",
+    "map",
+    "1s",
+    "250m",
+    "64Mi",
+    "128mb",
+    "[]",
+    "null",
+    "NaN",
+    "app",
+    "web",
+    "init-a",
+    "kube-api-access-abcde",
+    r#"[{"op":"add","path":"/env/-","value":{"name":"X","value":"1"}}]"#,
+    r#"[{"op":"replace","path":"/name","value":"renamed"}]"#,
+    r#"[{"op":"bogus"}]"#,
+    "{{ .Data }}",
+];
+
+/// Values that make sense for a key, so most generated pods get past parsing.
+fn sensible(key: &str) -> &'static [&'static str] {
+    match key {
+        "agent-inject-status" => &["update", "injected"],
+        "role" | "auth-config-role" => &["app", "web"],
+        "agent-inject-containers" => &["app", "web,worker", "", "app,db"],
+        "agent-revoke-grace" => &["5", "0"],
+        "agent-run-as-user" | "agent-run-as-group" => &["100", "0", "1000"],
+        "agent-limits-cpu" | "agent-requests-mem" => &["250m", "1", "", "64Mi"],
+        "agent-configmap" | "agent-extra-secret" | "tls-secret" => &["cfg", ""],
+        "agent-copy-volume-mounts" => &["app", "init-a", "nobody"],
+        "secret-volume-path" | "secret-volume-path-db" | "secret-volume-path-DB" => {
+            &["/vault/secrets", "/other", "/etc/x/"]
+        }
+        "agent-inject-default-template" => &["json", "map", "JSON"],
+        "auth-type" => &["kubernetes", "approle", "aws"],
+        "auth-path" => &["auth/kubernetes", "auth/k8s"],
+        "service" => &["http://vault:8200"],
+        "agent-image" => &["openbao/openbao:2"],
+        "agent-json-patch" | "agent-init-json-patch" => &[
+            "[]",
+            "null",
+            r#"[{"op":"add","path":"/env/-","value":{"name":"X","value":"1"}}]"#,
+            r#"[{"op":"replace","path":"/image","value":"other:1"}]"#,
+        ],
+        "auth-min-backoff" => &["1s", "", "2m"],
+        "template-lease-renewal-threshold" => &["0.5", "0"],
+        "template-max-connections-per-host" => &["10", "0"],
+        "agent-service-account-token-volume-name" => &["kube-api-access-abcde", ""],
+        "agent-inject-secret-db" | "agent-inject-secret-DB" | "agent-inject-secret-" => {
+            &["database/creds/app", "kv/data/x"]
+        }
+        "agent-inject-template-db" => &["{{ .Data }}", ""],
+        "agent-inject-template-file-cfg" => &["/vault/custom/t.tmpl"],
+        "agent-inject-file-db" => &["db.env", "/abs/file", "../up"],
+        _ => &["true", "false", "1", "0", ""],
+    }
+}
+
+/// Mostly sensible values, sometimes any listed value, sometimes arbitrary text.
+fn annotation_map() -> impl Strategy<Value = Vec<(String, String)>> {
+    proptest::collection::vec(
+        (
+            proptest::sample::select(KEYS),
+            0u8..10,
+            any::<proptest::sample::Index>(),
+            "\\PC{0,12}",
+        ),
+        0..8,
+    )
+    .prop_map(|entries| {
+        entries
+            .into_iter()
+            .map(|(key, dice, index, text)| {
+                let value = match dice {
+                    0..=6 => index.get(sensible(key)).to_string(),
+                    7..=8 => index.get(VALUES).to_string(),
+                    _ => text,
+                };
+                (key.to_owned(), value)
+            })
+            .collect()
+    })
+}
+
+fn container(name: String, sa_mount: bool, extra_mount: bool, env: bool) -> Value {
+    let mut mounts = Vec::new();
+    if sa_mount {
+        mounts.push(json!({"name": "kube-api-access-abcde", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}));
+    }
+    if extra_mount {
+        mounts.push(json!({"name": "data", "mountPath": "/data"}));
+    }
+    let mut c = json!({"name": name, "image": "example/x:1", "someUnknownField": {"kept": true}});
+    if !mounts.is_empty() {
+        c["volumeMounts"] = Value::Array(mounts);
+    }
+    if env {
+        c["env"] = json!([{"name": "AWS_REGION", "value": "eu-west-1"}]);
+    }
+    c
+}
+
+prop_compose! {
+    fn arb_pod()(
+        names in proptest::sample::subsequence(vec!["app", "web", "worker", "db", "c5"], 1..=4),
+        sa in proptest::collection::vec(any::<bool>(), 4),
+        first_uid in proptest::option::of(0i64..2000),
+        extra in proptest::collection::vec(any::<bool>(), 4),
+        inits in proptest::sample::subsequence(vec!["init-a", "init-b"], 0..=2),
+        has_volumes in proptest::bool::weighted(0.85),
+        inject in proptest::sample::select(vec!["true", "true", "true", "true", "false", "", "yes"]),
+        annotations in annotation_map(),
+        phase in proptest::sample::select(vec![None, Some("Pending"), Some("Running")]),
+        share in proptest::option::of(any::<bool>()),
+    ) -> Value {
+        let containers: Vec<Value> = names.iter().enumerate()
+            .map(|(i, n)| container((*n).to_owned(), sa[i] || i == 0, extra[i], i == 0))
+            .collect();
+        let mut containers = containers;
+        if let Some(uid) = first_uid {
+            containers[0]["securityContext"] = json!({"runAsUser": uid});
+        }
+        let mut spec = json!({"containers": containers, "futureSpecField": 1});
+        if !inits.is_empty() {
+            spec["initContainers"] = Value::Array(inits.iter().map(|n| container((*n).to_owned(), false, extra[0], false)).collect());
+        }
+        if has_volumes {
+            spec["volumes"] = json!([
+                {"name": "kube-api-access-abcde", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}},
+                {"name": "data", "emptyDir": {}}
+            ]);
+        }
+        if let Some(s) = share {
+            spec["shareProcessNamespace"] = json!(s);
+        }
+        let mut ann = Map::new();
+        ann.insert("vault.hashicorp.com/agent-inject".to_owned(), json!(inject));
+        ann.insert("vault.hashicorp.com/role".to_owned(), json!("app"));
+        for (k, v) in annotations {
+            ann.insert(format!("vault.hashicorp.com/{k}"), json!(v));
+        }
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "annotations": ann}, "spec": spec});
+        if let Some(p) = phase {
+            pod["status"] = json!({"phase": p});
+        }
+        pod
+    }
+}
+
+fn names(list: &Value) -> Vec<String> {
+    support::names(list)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    #[test]
+    fn injection_is_a_valid_additive_patch(pod in arb_pod()) {
+        let defaults = support::defaults();
+        let r = admission::mutate(&pod, "apps", &defaults);
+        if std::env::var("RATIO").is_ok() { eprintln!("RATIO {}", match &r { Ok(Mutation::Inject{..}) => "inject", Ok(_) => "skip", Err(_) => "refuse" }); }
+        let Ok(mutation) = r else {
+            return Ok(());
+        };
+        let mutated = admission::mutated_object(&pod, &mutation).expect("the patch applies to the original JSON");
+        let typed: Pod = serde_json::from_value(mutated.clone()).expect("the result is a Pod");
+        prop_assert!(typed.spec.is_some());
+
+        // User containers keep their order and their unknown fields, at the front.
+        let before = names(&pod["spec"]["containers"]);
+        let after = names(&mutated["spec"]["containers"]);
+        prop_assert_eq!(&after[..before.len()], &before[..]);
+        for i in 0..before.len() {
+            prop_assert_eq!(&mutated["spec"]["containers"][i]["someUnknownField"], &json!({"kept": true}));
+        }
+        prop_assert_eq!(&mutated["spec"]["futureSpecField"], &json!(1));
+        // User init containers keep their relative order.
+        let inits_before = names(&pod["spec"]["initContainers"]);
+        let inits_after: Vec<String> = names(&mutated["spec"]["initContainers"])
+            .into_iter().filter(|n| inits_before.contains(n)).collect();
+        prop_assert_eq!(inits_after, inits_before);
+
+        if let Mutation::Inject { .. } = mutation {
+            // Injected names never collide with each other or with the user's.
+            for list in ["containers", "volumes"] {
+                let all = names(&mutated["spec"][list]);
+                let unique: BTreeSet<_> = all.iter().collect();
+                prop_assert_eq!(unique.len(), all.len(), "duplicate {} names: {:?}", list, all);
+            }
+            let mut all_containers = names(&mutated["spec"]["containers"]);
+            all_containers.extend(names(&mutated["spec"]["initContainers"]));
+            let unique: BTreeSet<_> = all_containers.iter().collect();
+            prop_assert_eq!(unique.len(), all_containers.len());
+            // A second injection is a no-op.
+            prop_assert_eq!(admission::mutate(&mutated, "apps", &defaults), Ok(Mutation::Skip));
+        } else {
+            prop_assert_eq!(mutated, pod);
+        }
+    }
+
+    #[test]
+    fn review_never_panics_on_arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = admission::review(&body, &support::defaults());
+    }
+
+    #[test]
+    fn review_never_panics_on_arbitrary_json_objects(object in arb_json(), ns in "[a-z-]{0,12}") {
+        let body = serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u", "namespace": ns, "object": object}})).unwrap();
+        let r = admission::review(&body, &support::defaults()).expect("a readable review is always answered");
+        let reply: Value = serde_json::from_slice(&r.body).unwrap();
+        prop_assert_eq!(&reply["response"]["uid"], "u");
+    }
+}
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        "\\PC{0,8}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map(
+                proptest::sample::select(vec![
+                    "metadata",
+                    "spec",
+                    "annotations",
+                    "containers",
+                    "name",
+                    "volumes",
+                    "vault.hashicorp.com/agent-inject"
+                ]),
+                inner,
+                0..4
+            )
+            .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+        ]
+    })
+}
