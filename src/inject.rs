@@ -101,7 +101,7 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
 
     let secret_mounts = secret_mounts(r, &extra_paths);
     for (i, c) in spec.containers.iter().enumerate() {
-        if r.inject_containers.iter().any(|n| *n == c.name) {
+        if r.inject_containers.contains(&c.name) {
             p.append(
                 &format!("/spec/containers/{i}/volumeMounts"),
                 c.volume_mounts.as_ref().map_or(0, Vec::len),

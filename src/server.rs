@@ -300,6 +300,7 @@ impl Server {
             );
         }
         connections.shutdown().await;
+        tracing::info!(target: HANDLER, "Server stopped");
         Ok(())
     }
 }

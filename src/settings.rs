@@ -698,7 +698,8 @@ mod tests {
 
     #[test]
     fn startup_validation_uses_upstream_messages() {
-        let cases: &[(&[(&str, &str)], &[(&str, &str)], &str)] = &[
+        type Pairs<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Pairs, Pairs, &str)] = &[
             (&[], &[], "No Vault service configured"),
             (
                 &[("vault-address", "x"), ("default-template", "MAP")],
