@@ -42,21 +42,24 @@ pub enum LoggingError {
 /// dependencies are capped at info so `-log-level=trace` does not drown the log in HTTP/2
 /// frame traces.
 pub fn init(level: LogLevel, json: bool) -> Result<(), LoggingError> {
-    let ours = level_filter(level);
-    let dependencies = ours.min(LevelFilter::INFO);
-    let targets = Targets::new()
-        .with_default(dependencies)
-        .with_target(HANDLER, ours)
-        .with_target("vault_injector", ours);
     let subscriber = tracing_subscriber::fmt()
         .event_format(HclogFormat::new(json))
         .with_writer(std::io::stderr)
         // Filtering is done by `targets`; the builder's own default (info) would cut below it.
         .with_max_level(LevelFilter::TRACE)
         .finish()
-        .with(targets);
+        .with(targets(level));
     tracing::subscriber::set_global_default(subscriber)?;
     Ok(())
+}
+
+/// Which events are logged: ours at `level`, dependencies' at most at info.
+fn targets(level: LogLevel) -> Targets {
+    let ours = level_filter(level);
+    Targets::new()
+        .with_default(ours.min(LevelFilter::INFO))
+        .with_target(HANDLER, ours)
+        .with_target("vault_injector", ours)
 }
 
 /// The tracing filter for a validated upstream log level.
@@ -522,6 +525,20 @@ mod tests {
         write_json(&mut out, fixed_clock(), Level::INFO, "handler", fields).unwrap();
         let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(parsed["@level"], "info");
+    }
+
+    #[test]
+    fn dependencies_are_capped_at_info_and_ours_follow_the_level() {
+        let trace = targets(LogLevel::Trace);
+        assert!(trace.would_enable("handler.certwatcher", &Level::TRACE));
+        assert!(trace.would_enable("vault_injector::server", &Level::TRACE));
+        assert!(!trace.would_enable("h2::codec", &Level::DEBUG));
+        assert!(trace.would_enable("h2::codec", &Level::INFO));
+
+        let warn = targets(LogLevel::Warn);
+        assert!(!warn.would_enable("handler", &Level::INFO));
+        assert!(warn.would_enable("handler", &Level::WARN));
+        assert!(!warn.would_enable("hyper", &Level::INFO));
     }
 
     #[test]

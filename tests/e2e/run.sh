@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# tests/e2e/run.sh: the end-to-end suite, one entry point for a newcomer and for CI.
+#
+#   tests/e2e/run.sh                 build what is missing, start everything, run every scenario
+#   tests/e2e/run.sh s3 s4           only the scenarios whose test name contains one of these
+#
+# 1. builds or finds the components (tests/e2e/bin.sh, cached in target/e2e-bin/),
+# 2. builds the injector (cargo build --bin vault-injector) and the scenario crate,
+# 3. starts etcd, kube-apiserver, kube-controller-manager, PostgreSQL and OpenBao on 127.0.0.1,
+#    applies webhook-config/ (clientConfig rewritten to the injector's loopback URL + caBundle)
+#    and starts the injector,
+# 4. runs each scenario (tests/e2e/scenarios, one test at a time); a failed scenario prints what
+#    every component logged while it ran,
+# 5. tears everything down and exits non-zero if any scenario failed.
+#
+# Environment: E2E_INJECTOR_BIN (use this binary instead of building one), E2E_KEEP_STATE=1
+# (keep the temp dir with logs), E2E_STATE (use this dir), E2E_INJECTOR_DIRECT=1 (run the
+# injector as a plain process with a KUBECONFIG instead of a pod-like mount namespace).
+set -euo pipefail
+E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib.sh
+. "$E2E_DIR/lib.sh"
+cd "$E2E_ROOT"
+
+t_start=$SECONDS
+filters=("$@")
+
+# 1. components
+e2e_say "components (cached in $E2E_BIN_DIR)"
+e2e_bin_all etcd openbao postgresql kube-apiserver kube-controller-manager kubectl
+t_bins=$((SECONDS - t_start))
+
+# 2. the injector and the scenarios
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$E2E_ROOT/target}"
+if [ -z "${E2E_INJECTOR_BIN:-}" ]; then
+  e2e_say "cargo build --bin vault-injector"
+  cargo build --bin vault-injector
+  E2E_INJECTOR_BIN="$CARGO_TARGET_DIR/debug/vault-injector"
+fi
+[ -x "$E2E_INJECTOR_BIN" ] || e2e_die "no injector binary at $E2E_INJECTOR_BIN"
+export E2E_INJECTOR_BIN
+SCENARIOS=(cargo test --manifest-path "$E2E_DIR/scenarios/Cargo.toml" --test scenarios)
+e2e_say "building the scenarios"
+"${SCENARIOS[@]}" --no-run
+t_builds=$((SECONDS - t_start))
+
+# 3. the stack
+e2e_state_init
+finish() {
+  local rc=$?
+  trap - EXIT INT TERM
+  e2e_teardown
+  if [ -n "${E2E_KEEP_STATE:-}" ]; then
+    e2e_say "state and logs kept in $E2E_STATE"
+  else
+    rm -rf "$E2E_STATE"
+  fi
+  exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if ! {
+  e2e_cluster_start &&
+  e2e_pg_start &&
+  e2e_bao_start &&
+  E2E_INJECTOR_PORT="$(e2e_free_port)" &&
+  e2e_webhook_config_apply &&
+  e2e_injector_prepare &&
+  e2e_injector_start
+}; then
+  e2e_say "the stack did not start"
+  e2e_dump_logs 60
+  exit 1
+fi
+e2e_save_env
+# shellcheck source=/dev/null
+. "$E2E_STATE/env"
+t_stack=$((SECONDS - t_start))
+e2e_say "stack up ($((t_stack - t_builds))s); running scenarios"
+
+# 4. scenarios, one test binary run each, so that logs can be attributed to a failed one
+mapfile -t tests < <("${SCENARIOS[@]}" -q -- --list 2>/dev/null | sed -n 's/: test$//p' | sort)
+[ "${#tests[@]}" -gt 0 ] || e2e_die "no scenarios found"
+passed=0
+failed=0
+failed_names=()
+for t in "${tests[@]}"; do
+  if [ "${#filters[@]}" -gt 0 ]; then
+    keep=""
+    for f in "${filters[@]}"; do [[ "$t" == *"$f"* ]] && keep=1; done
+    [ -n "$keep" ] || continue
+  fi
+  # remember where every log ends, to print only what was logged during this scenario
+  declare -A offsets=()
+  for f in "$E2E_STATE"/logs/*.log; do offsets["$f"]=$(stat -c %s "$f"); done
+  e2e_say "=== scenario $t"
+  ts=$SECONDS
+  if "${SCENARIOS[@]}" -q -- --exact "$t" --test-threads=1 --nocapture; then
+    passed=$((passed + 1))
+    e2e_say "=== scenario $t: ok ($((SECONDS - ts))s)"
+  else
+    failed=$((failed + 1))
+    failed_names+=("$t")
+    e2e_say "=== scenario $t: FAILED ($((SECONDS - ts))s); component logs during the scenario:"
+    for f in "$E2E_STATE"/logs/*.log; do
+      off="${offsets[$f]:-0}"
+      printf '\n----- %s (from byte %s, last 150 lines) -----\n' "$(basename "$f")" "$off"
+      tail -c +"$((off + 1))" "$f" | tail -n 150
+    done
+    for f in "$E2E_STATE"/kubelet/*/*.log; do
+      [ -f "$f" ] || continue
+      printf '\n----- fake kubelet container %s (last 80 lines) -----\n' "${f#"$E2E_STATE"/kubelet/}"
+      tail -n 80 "$f"
+    done
+  fi
+  unset offsets
+  # the stack must survive every scenario
+  for c in etcd kube-apiserver kube-controller-manager openbao injector; do
+    e2e_alive "$c" || { e2e_say "$c is no longer running"; tail -n 40 "$E2E_STATE/logs/$c.log" >&2; }
+  done
+done
+
+e2e_say "timings: components ${t_bins}s, builds $((t_builds - t_bins))s, stack $((t_stack - t_builds))s, scenarios $((SECONDS - t_stack))s, total $((SECONDS - t_start))s"
+[ "$failed" = 0 ] || e2e_say "failed scenarios: ${failed_names[*]}"
+echo "e2e: $passed passed, $failed failed"
+[ "$failed" = 0 ]
