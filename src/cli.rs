@@ -62,7 +62,6 @@ pub fn command() -> Command {
             Arg::new("ignored")
                 .num_args(0..)
                 .trailing_var_arg(true)
-                .allow_hyphen_values(true)
                 .hide(true),
         )
     };
@@ -133,8 +132,8 @@ fn settings(m: &ArgMatches, env: &dyn Fn(&str) -> Option<String>) -> Result<Sett
 }
 
 /// Rewrites Go-style flags for clap: `-name` becomes `--name` (single-letter flags stay short),
-/// and everything after the first positional argument, or after `--`, is passed on unchanged to
-/// the ignored trailing argument, as Go's flag package stops there.
+/// and everything from the first positional argument (or `--`) on goes after a `--`, into the
+/// ignored trailing argument, as Go's flag package stops parsing there.
 pub fn normalize(args: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut iter = args.iter();
@@ -157,8 +156,12 @@ pub fn normalize(args: &[String]) -> Vec<String> {
             continue;
         }
         if arg == "--" || !arg.starts_with('-') || arg == "-" {
+            // From here on clap must see positionals only, whatever they look like.
             passthrough = true;
-            out.push(arg.clone());
+            out.push("--".to_owned());
+            if arg != "--" {
+                out.push(arg.clone());
+            }
             continue;
         }
         let body = arg.trim_start_matches('-');

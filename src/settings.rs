@@ -634,9 +634,10 @@ mod tests {
                 "AGENT_INJECT_TLS_CIPHER_SUITES" => "TLS_AES_128_GCM_SHA256",
                 _ => "from-env",
             };
+            // The setting under test goes in last, so it wins even for the Vault address.
             let env = BTreeMap::from([
-                (setting.env.to_owned(), value.to_owned()),
                 ("AGENT_INJECT_VAULT_ADDR".to_owned(), "x".to_owned()),
+                (setting.env.to_owned(), value.to_owned()),
             ]);
             let raw = RawSettings::resolve(&BTreeMap::new(), &|k| env.get(k).cloned()).unwrap();
             assert_eq!(raw.get(setting.env), value, "{}", setting.env);

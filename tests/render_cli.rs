@@ -167,10 +167,10 @@ fn version_and_help_exit_0_and_unknown_flags_exit_1() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("vault-injector v"));
     assert_eq!(run(&["serve", "--help"], "", &[]).status.code(), Some(0));
-    assert_eq!(
-        run(&["serve", "-bogus=1"], "", &[ADDR]).status.code(),
-        Some(1)
-    );
+    let out = run(&["serve", "-bogus=1"], "", &[ADDR]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unexpected argument '--bogus'"), "{err}");
 }
 
 #[test]

@@ -407,8 +407,8 @@ e2e_injector_start() {
     AGENT_INJECT_VAULT_IMAGE="${E2E_AGENT_IMAGE:-openbao/openbao:$E2E_OPENBAO_VERSION}"
     AGENT_INJECT_DEFAULT_TEMPLATE=map
     AGENT_INJECT_TELEMETRY_PATH=/metrics
-    AGENT_INJECT_TLS_CERT_FILE=/etc/webhook/certs/tls.crt
-    AGENT_INJECT_TLS_KEY_FILE=/etc/webhook/certs/tls.key
+    AGENT_INJECT_TLS_CERT_FILE=/var/run/vault-injector/tls/tls.crt
+    AGENT_INJECT_TLS_KEY_FILE=/var/run/vault-injector/tls/tls.key
   )
   if [ -n "${E2E_INJECTOR_DIRECT:-}" ]; then
     envs=("${envs[@]/#AGENT_INJECT_TLS_CERT_FILE=*/AGENT_INJECT_TLS_CERT_FILE=$tls/tls.crt}")
@@ -421,7 +421,7 @@ e2e_injector_start() {
       KUBERNETES_SERVICE_PORT_HTTPS="$E2E_API_PORT" \
       "$E2E_DIR/fake-kubelet.sh" --user 100:1000 --no-new-privs --read-only-root \
         --bind "$bin:/e2e-bin/vault-injector:ro" \
-        --bind "$tls:/etc/webhook/certs:ro" \
+        --bind "$tls:/var/run/vault-injector/tls:ro" \
         --bind "$E2E_STATE/injector/serviceaccount:/var/run/secrets/kubernetes.io/serviceaccount:ro" \
         -- /e2e-bin/vault-injector agent-inject "2>&1"
   fi
