@@ -253,3 +253,22 @@ pub fn review(body: &[u8], defaults: &AgentDefaults) -> Result<Reviewed, ReviewE
         outcome,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The patch type is the json-patch major version kube-rs uses, so callers holding kube's
+    /// admission types can hand our patch straight to them. This fails to compile otherwise.
+    #[test]
+    fn patches_pass_straight_into_kube_admission_responses() {
+        let ops = vec![json!({"op": "add", "path": "/metadata/labels", "value": {"a": "b"}})];
+        let patch = patch::to_patch(ops).unwrap();
+        let response = kube::core::admission::AdmissionResponse::invalid("placeholder")
+            .with_patch(patch)
+            .unwrap();
+        let bytes = response.patch.unwrap();
+        let back: Vec<Value> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back[0]["path"], "/metadata/labels");
+    }
+}
