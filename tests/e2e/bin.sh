@@ -48,7 +48,7 @@ e2e_go_build() {
   e2e_log "building $name $version from $pkg (this is slow the first time)"
   local start=$SECONDS
   # -mod=readonly: go.mod/go.sum are committed and must already be complete.
-  if ! (cd "$moddir" && GOFLAGS="-mod=readonly -p=${E2E_GO_P:-2} -buildvcs=false" CGO_ENABLED=0 \
+  if ! (cd "$moddir" && GOTOOLCHAIN=local GOFLAGS="-mod=readonly -p=${E2E_GO_P:-2} -buildvcs=false" CGO_ENABLED=0 \
         nice -n "${E2E_NICE:-15}" go build -trimpath -ldflags=-s -o "$out.tmp" "$pkg") >&2; then
     rm -f "$out.tmp"
     e2e_log "FAILED to build $name"

@@ -83,6 +83,7 @@ case "$mode" in
 The local stack is up. In another shell:
   source $E2E_STATE/env        # KUBECONFIG, E2E_VAULT_ADDR, E2E_PG_PORT, ...
   \$E2E_KUBECTL get pods -A
+  # with the injector (started by: cluster.sh up --with-injector, or E2E_INJECTOR_BIN=...):
   CARGO_TARGET_DIR=$E2E_ROOT/target cargo test --manifest-path $E2E_DIR/scenarios/Cargo.toml -- --test-threads=1
 Logs: $E2E_STATE/logs/   Ctrl-C here stops everything.
 EOF

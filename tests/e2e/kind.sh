@@ -57,5 +57,6 @@ export E2E_INJECTOR_METRICS_URL="https://127.0.0.1:$port/metrics"
 # (scenario 4 scales the injector to 0 and back, which ends this port-forward: it is the last
 # scenario that reads metrics, the tests run in name order.)
 
-CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" \
+# No fake kubelet in kind: the walkthrough (which runs the agent itself) is left out explicitly.
+E2E_NO_WALKTHROUGH=1 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" \
   cargo test --manifest-path "$E2E_DIR/scenarios/Cargo.toml" --test scenarios -- --test-threads=1

@@ -15,9 +15,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use base64::Engine as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, Namespace, Pod, Secret, ServiceAccount,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -38,7 +36,9 @@ pub fn env_req(name: &str) -> Result<String> {
 }
 
 pub async fn client() -> Result<Client> {
-    Client::try_default().await.context("building a kube client from KUBECONFIG")
+    Client::try_default()
+        .await
+        .context("building a kube client from KUBECONFIG")
 }
 
 /// A short random suffix for object names.
@@ -102,16 +102,25 @@ impl TestNs {
     pub async fn create(client: &Client, name: &str, opt_in: bool) -> Result<TestNs> {
         let api: Api<Namespace> = Api::all(client.clone());
         if api.get_opt(name).await?.is_some() {
-            log(format!("namespace {name} exists from an earlier run: deleting it"));
+            log(format!(
+                "namespace {name} exists from an earlier run: deleting it"
+            ));
             let _ = api.delete(name, &DeleteParams::foreground()).await;
-            poll(&format!("namespace {name} to go away"), Duration::from_secs(120), || {
-                let api = api.clone();
-                async move { Ok(api.get_opt(name).await?.is_none().then_some(())) }
-            })
+            poll(
+                &format!("namespace {name} to go away"),
+                Duration::from_secs(120),
+                || {
+                    let api = api.clone();
+                    async move { Ok(api.get_opt(name).await?.is_none().then_some(())) }
+                },
+            )
             .await?;
         }
         let mut labels = serde_json::Map::new();
-        labels.insert("app.kubernetes.io/part-of".into(), json!("vault-injector-e2e"));
+        labels.insert(
+            "app.kubernetes.io/part-of".into(),
+            json!("vault-injector-e2e"),
+        );
         if opt_in {
             labels.insert(INJECT_LABEL.into(), json!("enabled"));
         }
@@ -122,7 +131,10 @@ impl TestNs {
         api.create(&PostParams::default(), &ns)
             .await
             .with_context(|| format!("creating namespace {name}"))?;
-        let t = TestNs { client: client.clone(), name: name.to_string() };
+        let t = TestNs {
+            client: client.clone(),
+            name: name.to_string(),
+        };
         t.wait_service_account("default").await?;
         log(format!("namespace {name} ready (opt-in: {opt_in})"));
         Ok(t)
@@ -147,10 +159,14 @@ impl TestNs {
     /// Wait for a service account (the service-account controller creates `default`).
     pub async fn wait_service_account(&self, name: &str) -> Result<ServiceAccount> {
         let api = self.service_accounts();
-        poll(&format!("service account {}/{name}", self.name), Duration::from_secs(60), || {
-            let api = api.clone();
-            async move { Ok(api.get_opt(name).await?) }
-        })
+        poll(
+            &format!("service account {}/{name}", self.name),
+            Duration::from_secs(60),
+            || {
+                let api = api.clone();
+                async move { Ok(api.get_opt(name).await?) }
+            },
+        )
         .await
     }
 
@@ -158,14 +174,20 @@ impl TestNs {
         let sa: ServiceAccount = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name},
         }))?;
-        self.service_accounts().create(&PostParams::default(), &sa).await?;
+        self.service_accounts()
+            .create(&PostParams::default(), &sa)
+            .await?;
         self.wait_service_account(name).await
     }
 
     /// Apply a Deployment and wait for the first Pod its ReplicaSet creates.
     pub async fn deploy_and_wait_pod(&self, deployment: Value) -> Result<Pod> {
         let d: Deployment = serde_json::from_value(deployment)?;
-        let name = d.metadata.name.clone().context("deployment without a name")?;
+        let name = d
+            .metadata
+            .name
+            .clone()
+            .context("deployment without a name")?;
         self.deployments()
             .create(&PostParams::default(), &d)
             .await
@@ -173,7 +195,10 @@ impl TestNs {
         let pods = self.pods();
         let selector = format!("app={name}");
         poll(
-            &format!("a pod of deployment {}/{name} (created by the replicaset controller)", self.name),
+            &format!(
+                "a pod of deployment {}/{name} (created by the replicaset controller)",
+                self.name
+            ),
             Duration::from_secs(90),
             || {
                 let pods = pods.clone();
@@ -231,19 +256,33 @@ pub fn pod(name: &str, annotations: Value) -> Result<Pod> {
 // looking at pods
 
 pub fn init_containers(p: &Pod) -> Vec<&Container> {
-    p.spec.as_ref().and_then(|s| s.init_containers.as_ref()).map(|v| v.iter().collect()).unwrap_or_default()
+    p.spec
+        .as_ref()
+        .and_then(|s| s.init_containers.as_ref())
+        .map(|v| v.iter().collect())
+        .unwrap_or_default()
 }
 
 pub fn containers(p: &Pod) -> Vec<&Container> {
-    p.spec.as_ref().map(|s| s.containers.iter().collect()).unwrap_or_default()
+    p.spec
+        .as_ref()
+        .map(|s| s.containers.iter().collect())
+        .unwrap_or_default()
 }
 
 pub fn container<'a>(p: &'a Pod, name: &str) -> Option<&'a Container> {
-    init_containers(p).into_iter().chain(containers(p)).find(|c| c.name == name)
+    init_containers(p)
+        .into_iter()
+        .chain(containers(p))
+        .find(|c| c.name == name)
 }
 
 pub fn annotation<'a>(p: &'a Pod, key: &str) -> Option<&'a str> {
-    p.metadata.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str)
+    p.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
 }
 
 pub fn is_injected(p: &Pod) -> bool {
@@ -265,12 +304,22 @@ pub fn agent_config(c: &Container) -> Result<Value> {
 }
 
 pub fn pod_summary(p: &Pod) -> String {
-    let names = |v: Vec<&Container>| v.iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(",");
+    let names = |v: Vec<&Container>| {
+        v.iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     let vols = p
         .spec
         .as_ref()
         .and_then(|s| s.volumes.as_ref())
-        .map(|v| v.iter().map(|v| v.name.clone()).collect::<Vec<_>>().join(","))
+        .map(|v| {
+            v.iter()
+                .map(|v| v.name.clone())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default();
     format!(
         "pod {}: initContainers=[{}] containers=[{}] volumes=[{}] status-annotation={:?}",
@@ -285,8 +334,18 @@ pub fn pod_summary(p: &Pod) -> String {
 /// A Pod built from an existing one, as a user would copy it to CREATE it again.
 pub fn recreate_from(p: &Pod, new_name: &str) -> Result<Pod> {
     let mut v = serde_json::to_value(p)?;
-    let md = v["metadata"].as_object_mut().context("pod without metadata")?;
-    for k in ["uid", "resourceVersion", "creationTimestamp", "ownerReferences", "managedFields", "generateName", "generation"] {
+    let md = v["metadata"]
+        .as_object_mut()
+        .context("pod without metadata")?;
+    for k in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "ownerReferences",
+        "managedFields",
+        "generateName",
+        "generation",
+    ] {
         md.remove(k);
     }
     md.insert("name".into(), json!(new_name));
@@ -316,7 +375,11 @@ pub async fn metrics_text() -> Result<String> {
         cmd.arg("-k");
     }
     let out = cmd.arg(&url).output().await.context("running curl")?;
-    ensure!(out.status.success(), "GET {url}: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "GET {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(String::from_utf8(out.stdout)?)
 }
 
@@ -338,7 +401,10 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         if n != name {
             continue;
         }
-        if labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))) {
+        if labels
+            .iter()
+            .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        {
             total += value.trim().parse::<f64>().unwrap_or(0.0);
         }
     }
@@ -352,12 +418,20 @@ pub async fn injector_request_count() -> Result<f64> {
         text.contains("vault_agent_injector_request_processing_duration_ms"),
         "the injector's metrics have no vault_agent_injector_request_processing_duration_ms:\n{text}"
     );
-    Ok(metric(&text, "vault_agent_injector_request_processing_duration_ms_count", &[]))
+    Ok(metric(
+        &text,
+        "vault_agent_injector_request_processing_duration_ms_count",
+        &[],
+    ))
 }
 
 pub async fn run_shell(cmd: &str) -> Result<()> {
     log(format!("running: {cmd}"));
-    let st = tokio::process::Command::new("sh").arg("-c").arg(cmd).status().await?;
+    let st = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .status()
+        .await?;
     ensure!(st.success(), "`{cmd}` failed: {st}");
     Ok(())
 }
@@ -381,19 +455,27 @@ async fn scale_injector(client: &Client, replicas: i32) -> Result<()> {
     let ns = env("E2E_INJECTOR_NAMESPACE").unwrap_or_else(|| "vault".into());
     let name = env("E2E_INJECTOR_DEPLOYMENT").unwrap_or_else(|| "vault-agent-injector".into());
     let api: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": replicas}})))
-        .await?;
-    poll(&format!("deployment {ns}/{name} at {replicas} ready replicas"), Duration::from_secs(120), || {
-        let api = api.clone();
-        let name = name.clone();
-        async move {
-            let d = api.get(&name).await?;
-            let st = d.status.unwrap_or_default();
-            let ready = st.ready_replicas.unwrap_or(0);
-            let total = st.replicas.unwrap_or(0);
-            Ok((ready == replicas && total == replicas).then_some(()))
-        }
-    })
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+    )
+    .await?;
+    poll(
+        &format!("deployment {ns}/{name} at {replicas} ready replicas"),
+        Duration::from_secs(120),
+        || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let d = api.get(&name).await?;
+                let st = d.status.unwrap_or_default();
+                let ready = st.ready_replicas.unwrap_or(0);
+                let total = st.replicas.unwrap_or(0);
+                Ok((ready == replicas && total == replicas).then_some(()))
+            }
+        },
+    )
     .await
 }
 
@@ -402,7 +484,12 @@ pub async fn set_failure_policy(client: &Client, policy: &str) -> Result<()> {
         Api::all(client.clone());
     // strategic merge: webhooks are merged by name
     let patch = json!({"webhooks": [{"name": "vault.hashicorp.com", "failurePolicy": policy}]});
-    api.patch(WEBHOOK_CONFIG, &PatchParams::default(), &Patch::Strategic(patch)).await?;
+    api.patch(
+        WEBHOOK_CONFIG,
+        &PatchParams::default(),
+        &Patch::Strategic(patch),
+    )
+    .await?;
     log(format!("webhook {WEBHOOK_CONFIG}: failurePolicy {policy}"));
     Ok(())
 }
@@ -419,7 +506,11 @@ pub async fn bao(args: &[&str], stdin: Option<&str>) -> Result<String> {
         .env("BAO_ADDR", env_req("E2E_VAULT_ADDR")?)
         .env("VAULT_TOKEN", env_req("E2E_VAULT_TOKEN")?)
         .env("BAO_TOKEN", env_req("E2E_VAULT_TOKEN")?)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().with_context(|| format!("running {bin}"))?;
@@ -443,7 +534,11 @@ pub async fn bao(args: &[&str], stdin: Option<&str>) -> Result<String> {
 
 /// Run psql with the given credentials against the harness's PostgreSQL; Ok(stdout) or the
 /// error text when the login or the query fails.
-pub async fn psql(user: &str, password: &str, sql: &str) -> Result<std::result::Result<String, String>> {
+pub async fn psql(
+    user: &str,
+    password: &str,
+    sql: &str,
+) -> Result<std::result::Result<String, String>> {
     let bin = match env("E2E_PG_BIN_DIR") {
         Some(d) => format!("{d}/psql"),
         None => "psql".into(),
@@ -494,7 +589,9 @@ pub async fn token_request(
         .create_token_request(service_account, &PostParams::default(), &tr)
         .await
         .with_context(|| format!("TokenRequest for {ns}/{service_account}"))?;
-    out.status.map(|s| s.token).context("TokenRequest without a token")
+    out.status
+        .map(|s| s.token)
+        .context("TokenRequest without a token")
 }
 
 /// The API server's service-account issuer (OIDC discovery, so it works on any cluster).
@@ -505,15 +602,25 @@ pub async fn service_account_issuer(client: &Client) -> Result<String> {
     let req = http::Request::get("/.well-known/openid-configuration").body(Vec::new())?;
     let text = client.request_text(req).await?;
     let v: Value = serde_json::from_str(&text)?;
-    v["issuer"].as_str().map(str::to_string).context("no issuer in openid-configuration")
+    v["issuer"]
+        .as_str()
+        .map(str::to_string)
+        .context("no issuer in openid-configuration")
 }
 
 /// The cluster URL and CA (PEM) of the KUBECONFIG in use, for OpenBao's kubernetes auth.
 pub async fn cluster_url_and_ca() -> Result<(String, String)> {
     let cfg = kube::Config::infer().await?;
-    let url = cfg.cluster_url.to_string().trim_end_matches('/').to_string();
+    let url = cfg
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
     let der = cfg.root_cert.unwrap_or_default();
-    ensure!(!der.is_empty(), "the kubeconfig has no certificate-authority data");
+    ensure!(
+        !der.is_empty(),
+        "the kubeconfig has no certificate-authority data"
+    );
     let mut pem = String::new();
     for cert in der {
         let b64 = base64::engine::general_purpose::STANDARD.encode(&cert);
@@ -544,7 +651,10 @@ pub async fn token_reviewer_jwt(client: &Client) -> Result<String> {
     let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
     if crbs.get_opt(name).await?.is_none() {
         let crb = ClusterRoleBinding {
-            metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
             role_ref: RoleRef {
                 api_group: "rbac.authorization.k8s.io".into(),
                 kind: "ClusterRole".into(),
@@ -591,7 +701,10 @@ impl Running {
 
     /// Wait for the container to exit, at most `timeout`: Some(exit status) or None if it is
     /// still running.
-    pub async fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<std::process::ExitStatus>> {
+    pub async fn wait_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<std::process::ExitStatus>> {
         match tokio::time::timeout(timeout, self.child.wait()).await {
             Ok(st) => Ok(Some(st?)),
             Err(_) => Ok(None),
@@ -640,7 +753,12 @@ impl FakeKubelet {
         }
         std::fs::create_dir_all(dir.join("volumes"))?;
         std::fs::create_dir_all(dir.join("roots"))?;
-        Ok(FakeKubelet { client: client.clone(), pod, dir, ip: "127.0.0.1".into() })
+        Ok(FakeKubelet {
+            client: client.clone(),
+            pod,
+            dir,
+            ip: "127.0.0.1".into(),
+        })
     }
 
     fn ns(&self) -> &str {
@@ -680,21 +798,29 @@ impl FakeKubelet {
                         .unwrap_or_else(|| "default".into());
                     let aud = t.audience.clone().map(|a| vec![a]).unwrap_or_default();
                     let exp = t.expiration_seconds.unwrap_or(3607).max(600);
-                    let tok = token_request(&self.client, self.ns(), &sa, aud, exp, Some(&self.pod)).await?;
+                    let tok =
+                        token_request(&self.client, self.ns(), &sa, aud, exp, Some(&self.pod))
+                            .await?;
                     write_file(&path.join(&t.path), tok.as_bytes())?;
                 }
                 if let Some(cm) = &src.config_map {
                     let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), self.ns());
                     let cm_name = cm.name.clone();
-                    let obj = poll(&format!("configmap {cm_name}"), Duration::from_secs(60), || {
-                        let api = api.clone();
-                        let cm_name = cm_name.clone();
-                        async move { Ok(api.get_opt(&cm_name).await?) }
-                    })
+                    let obj = poll(
+                        &format!("configmap {cm_name}"),
+                        Duration::from_secs(60),
+                        || {
+                            let api = api.clone();
+                            let cm_name = cm_name.clone();
+                            async move { Ok(api.get_opt(&cm_name).await?) }
+                        },
+                    )
                     .await?;
                     let data = obj.data.unwrap_or_default();
                     for item in cm.items.as_deref().unwrap_or_default() {
-                        let v = data.get(&item.key).with_context(|| format!("configmap {cm_name} has no {}", item.key))?;
+                        let v = data
+                            .get(&item.key)
+                            .with_context(|| format!("configmap {cm_name} has no {}", item.key))?;
                         write_file(&path.join(&item.path), v.as_bytes())?;
                     }
                     if cm.items.is_none() {
@@ -705,17 +831,24 @@ impl FakeKubelet {
                 }
                 if let Some(d) = &src.downward_api {
                     for item in d.items.as_deref().unwrap_or_default() {
-                        let f = item.field_ref.as_ref().context("downwardAPI item without fieldRef")?;
+                        let f = item
+                            .field_ref
+                            .as_ref()
+                            .context("downwardAPI item without fieldRef")?;
                         let v = self.field_ref(&f.field_path)?;
                         write_file(&path.join(&item.path), v.as_bytes())?;
                     }
                 }
                 if let Some(s) = &src.secret {
-                    self.write_secret(&path, &s.name, s.items.as_deref()).await?;
+                    self.write_secret(&path, &s.name, s.items.as_deref())
+                        .await?;
                 }
             }
         } else if let Some(s) = &vol.secret {
-            let n = s.secret_name.clone().context("secret volume without secretName")?;
+            let n = s
+                .secret_name
+                .clone()
+                .context("secret volume without secretName")?;
             self.write_secret(&path, &n, s.items.as_deref()).await?;
         } else if let Some(cm) = &vol.config_map {
             let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), self.ns());
@@ -724,7 +857,9 @@ impl FakeKubelet {
                 write_file(&path.join(k), v.as_bytes())?;
             }
         } else {
-            bail!("volume {name}: only emptyDir, projected, secret and configMap volumes are supported");
+            bail!(
+                "volume {name}: only emptyDir, projected, secret and configMap volumes are supported"
+            );
         }
         Ok(path)
     }
@@ -736,12 +871,20 @@ impl FakeKubelet {
         items: Option<&[k8s_openapi::api::core::v1::KeyToPath]>,
     ) -> Result<()> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), self.ns());
-        let data: BTreeMap<String, Vec<u8>> =
-            api.get(name).await?.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+        let data: BTreeMap<String, Vec<u8>> = api
+            .get(name)
+            .await?
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
         match items {
             Some(items) => {
                 for it in items {
-                    let v = data.get(&it.key).with_context(|| format!("secret {name} has no {}", it.key))?;
+                    let v = data
+                        .get(&it.key)
+                        .with_context(|| format!("secret {name} has no {}", it.key))?;
                     write_file(&path.join(&it.path), v)?;
                 }
             }
@@ -767,12 +910,28 @@ impl FakeKubelet {
                 .and_then(|s| s.service_account_name.clone())
                 .unwrap_or_else(|| "default".into()),
             "spec.nodeName" => "fake-kubelet".into(),
-            "status.hostIP" | "status.podIP" | "status.hostIPs" | "status.podIPs" => self.ip.clone(),
+            "status.hostIP" | "status.podIP" | "status.hostIPs" | "status.podIPs" => {
+                self.ip.clone()
+            }
             other => {
-                if let Some(k) = other.strip_prefix("metadata.annotations['").and_then(|s| s.strip_suffix("']")) {
-                    md.annotations.as_ref().and_then(|a| a.get(k)).cloned().unwrap_or_default()
-                } else if let Some(k) = other.strip_prefix("metadata.labels['").and_then(|s| s.strip_suffix("']")) {
-                    md.labels.as_ref().and_then(|a| a.get(k)).cloned().unwrap_or_default()
+                if let Some(k) = other
+                    .strip_prefix("metadata.annotations['")
+                    .and_then(|s| s.strip_suffix("']"))
+                {
+                    md.annotations
+                        .as_ref()
+                        .and_then(|a| a.get(k))
+                        .cloned()
+                        .unwrap_or_default()
+                } else if let Some(k) = other
+                    .strip_prefix("metadata.labels['")
+                    .and_then(|s| s.strip_suffix("']"))
+                {
+                    md.labels
+                        .as_ref()
+                        .and_then(|a| a.get(k))
+                        .cloned()
+                        .unwrap_or_default()
                 } else {
                     bail!("fieldRef {other} is not supported by the fake kubelet")
                 }
@@ -787,9 +946,15 @@ impl FakeKubelet {
         let (host, port) = hostport.rsplit_once(':').unwrap_or((&hostport, "443"));
         // image defaults (the vault/openbao image sets PATH and HOME), then the kubelet's own
         let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), "/e2e-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+            (
+                "PATH".into(),
+                "/e2e-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ),
             ("HOME".into(), "/home/vault".into()),
-            ("HOSTNAME".into(), self.pod.metadata.name.clone().unwrap_or_default()),
+            (
+                "HOSTNAME".into(),
+                self.pod.metadata.name.clone().unwrap_or_default(),
+            ),
             ("KUBERNETES_SERVICE_HOST".into(), host.to_string()),
             ("KUBERNETES_SERVICE_PORT".into(), port.to_string()),
             ("KUBERNETES_SERVICE_PORT_HTTPS".into(), port.to_string()),
@@ -803,11 +968,22 @@ impl FakeKubelet {
                 } else if let Some(s) = &vf.secret_key_ref {
                     let api: Api<Secret> = Api::namespaced(self.client.clone(), self.ns());
                     let sec = api.get(&s.name).await?;
-                    let b = sec.data.unwrap_or_default().get(&s.key).map(|b| b.0.clone()).unwrap_or_default();
+                    let b = sec
+                        .data
+                        .unwrap_or_default()
+                        .get(&s.key)
+                        .map(|b| b.0.clone())
+                        .unwrap_or_default();
                     String::from_utf8(b)?
                 } else if let Some(cm) = &vf.config_map_key_ref {
                     let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), self.ns());
-                    api.get(&cm.name).await?.data.unwrap_or_default().get(&cm.key).cloned().unwrap_or_default()
+                    api.get(&cm.name)
+                        .await?
+                        .data
+                        .unwrap_or_default()
+                        .get(&cm.key)
+                        .cloned()
+                        .unwrap_or_default()
                 } else if vf.resource_field_ref.is_some() {
                     "0".to_string()
                 } else {
@@ -825,7 +1001,12 @@ impl FakeKubelet {
     /// Start container `name` of the Pod (init or regular). Its output goes to a log file.
     pub async fn start(&self, name: &str) -> Result<Running> {
         let c = container(&self.pod, name)
-            .with_context(|| format!("the pod has no container {name}: {}", pod_summary(&self.pod)))?
+            .with_context(|| {
+                format!(
+                    "the pod has no container {name}: {}",
+                    pod_summary(&self.pod)
+                )
+            })?
             .clone();
         let kubelet = env("E2E_FAKE_KUBELET").unwrap_or_else(|| {
             concat!(env!("CARGO_MANIFEST_DIR"), "/../fake-kubelet.sh").to_string()
@@ -834,7 +1015,12 @@ impl FakeKubelet {
         let env_vars = self.container_env(&c).await?;
         let mut args: Vec<String> = Vec::new();
         // user and group: container securityContext, else pod securityContext, else root
-        let psc = self.pod.spec.as_ref().and_then(|s| s.security_context.clone()).unwrap_or_default();
+        let psc = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.security_context.clone())
+            .unwrap_or_default();
         let csc = c.security_context.clone().unwrap_or_default();
         let uid = csc.run_as_user.or(psc.run_as_user);
         let gid = csc.run_as_group.or(psc.run_as_group).or(uid.map(|_| 0));
@@ -873,14 +1059,21 @@ impl FakeKubelet {
         }
         args.push("--".into());
         let command = c.command.clone().unwrap_or_default();
-        ensure!(!command.is_empty(), "container {name} has no command (the image entrypoint is not modelled)");
+        ensure!(
+            !command.is_empty(),
+            "container {name} has no command (the image entrypoint is not modelled)"
+        );
         for a in command.iter().chain(c.args.as_deref().unwrap_or_default()) {
             args.push(expand_vars(a, &env_vars));
         }
         let log_path = self.dir.join(format!("{name}.log"));
         let logf = std::fs::File::create(&log_path)?;
-        log(format!("fake kubelet: starting container {name} of pod {}/{} (log {})",
-            self.ns(), self.pod.metadata.name.as_deref().unwrap_or("?"), log_path.display()));
+        log(format!(
+            "fake kubelet: starting container {name} of pod {}/{} (log {})",
+            self.ns(),
+            self.pod.metadata.name.as_deref().unwrap_or("?"),
+            log_path.display()
+        ));
         let mut cmd = std::process::Command::new(&kubelet);
         cmd.args(&args)
             .env_clear()
@@ -889,9 +1082,15 @@ impl FakeKubelet {
             .stdout(logf.try_clone()?)
             .stderr(logf)
             .process_group(0);
-        let child = tokio::process::Command::from(cmd).kill_on_drop(true).spawn()
+        let child = tokio::process::Command::from(cmd)
+            .kill_on_drop(true)
+            .spawn()
             .with_context(|| format!("starting {kubelet}"))?;
-        Ok(Running { child, log: log_path, name: name.to_string() })
+        Ok(Running {
+            child,
+            log: log_path,
+            name: name.to_string(),
+        })
     }
 }
 
@@ -916,15 +1115,13 @@ pub fn expand_vars(s: &str, env: &[(String, String)]) -> String {
                 i += 2;
                 continue;
             }
-            if b[i + 1] == b'(' {
-                if let Some(end) = s[i + 2..].find(')') {
-                    let name = &s[i + 2..i + 2 + end];
-                    if let Some((_, v)) = env.iter().rev().find(|(k, _)| k == name) {
-                        out.push_str(v);
-                        i += 2 + end + 1;
-                        continue;
-                    }
-                }
+            if b[i + 1] == b'('
+                && let Some(end) = s[i + 2..].find(')')
+                && let Some((_, v)) = env.iter().rev().find(|(k, _)| k == &s[i + 2..i + 2 + end])
+            {
+                out.push_str(v);
+                i += 2 + end + 1;
+                continue;
             }
         }
         let ch = s[i..].chars().next().unwrap_or('\0');
@@ -941,16 +1138,39 @@ mod tests {
     #[test]
     fn expands_kubernetes_vars_not_shell_vars() {
         let env = vec![("NAMESPACE".to_string(), "orders".to_string())];
-        assert_eq!(expand_vars("https://vault.$(NAMESPACE).svc", &env), "https://vault.orders.svc");
+        assert_eq!(
+            expand_vars("https://vault.$(NAMESPACE).svc", &env),
+            "https://vault.orders.svc"
+        );
         assert_eq!(expand_vars(AGENT_ARGS, &env), AGENT_ARGS);
-        assert_eq!(expand_vars("$$(NAMESPACE) $(UNKNOWN)", &env), "$(NAMESPACE) $(UNKNOWN)");
+        assert_eq!(
+            expand_vars("$$(NAMESPACE) $(UNKNOWN)", &env),
+            "$(NAMESPACE) $(UNKNOWN)"
+        );
     }
 
     #[test]
     fn sums_metric_samples() {
         let t = "# HELP x\nvault_agent_injector_injections_by_namespace_total{injection_type=\"init_and_sidecar\",namespace=\"a\"} 2\nvault_agent_injector_injections_by_namespace_total{injection_type=\"init_only\",namespace=\"b\"} 1\nvault_agent_injector_request_processing_duration_ms_count 7\n";
-        assert_eq!(metric(t, "vault_agent_injector_injections_by_namespace_total", &[("namespace", "a")]), 2.0);
-        assert_eq!(metric(t, "vault_agent_injector_injections_by_namespace_total", &[]), 3.0);
-        assert_eq!(metric(t, "vault_agent_injector_request_processing_duration_ms_count", &[]), 7.0);
+        assert_eq!(
+            metric(
+                t,
+                "vault_agent_injector_injections_by_namespace_total",
+                &[("namespace", "a")]
+            ),
+            2.0
+        );
+        assert_eq!(
+            metric(t, "vault_agent_injector_injections_by_namespace_total", &[]),
+            3.0
+        );
+        assert_eq!(
+            metric(
+                t,
+                "vault_agent_injector_request_processing_duration_ms_count",
+                &[]
+            ),
+            7.0
+        );
     }
 }
