@@ -7,6 +7,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::core::v1::Pod;
+use serde::Deserialize as _;
 use serde_json::{Map, Value, json};
 
 use crate::annotations::{self, Refusal};
@@ -117,8 +118,8 @@ pub fn mutate(
             "the admission request has no object".to_owned(),
         ));
     }
-    let pod: Pod =
-        serde_json::from_value(object.clone()).map_err(|e| Refusal::NotAPod(e.to_string()))?;
+    // Deserialised from the borrowed value: no copy of the object.
+    let pod = Pod::deserialize(object).map_err(|e| Refusal::NotAPod(e.to_string()))?;
     if !annotations::should_inject(&pod)? {
         return Ok(Mutation::Skip);
     }
@@ -232,14 +233,31 @@ pub fn response_review(parts: &RequestParts, decision: &Result<Mutation, Refusal
             );
         }
     }
-    json!({"kind": "AdmissionReview", "apiVersion": parts.api_version, "response": response})
+    // Built by hand: `json!` would serialise `response` (and its patch) into a copy.
+    let mut review = Map::with_capacity(3);
+    review.insert(
+        "kind".to_owned(),
+        Value::String("AdmissionReview".to_owned()),
+    );
+    review.insert(
+        "apiVersion".to_owned(),
+        Value::String(parts.api_version.clone()),
+    );
+    review.insert("response".to_owned(), Value::Object(response));
+    Value::Object(review)
 }
 
 /// Decides one AdmissionReview body.
 pub fn review(body: &[u8], defaults: &AgentDefaults) -> Result<Reviewed, ReviewError> {
-    let value: Value =
+    let mut value: Value =
         serde_json::from_slice(body).map_err(|e| ReviewError::Decode(e.to_string()))?;
-    let parts = read_review(&value)?;
+    // Move the object out rather than copy it; `read_review` then sees the rest.
+    let object = value
+        .get_mut("request")
+        .and_then(Value::as_object_mut)
+        .and_then(|request| request.remove("object"));
+    let mut parts = read_review(&value)?;
+    parts.object = object.unwrap_or(Value::Null);
     let decision = mutate(&parts.object, &parts.namespace, defaults);
     let outcome = match &decision {
         Ok(Mutation::Skip) => Outcome::Skipped,

@@ -24,6 +24,15 @@ pub enum Invocation {
         /// `--output`.
         output: Output,
     },
+    /// Write a dev CA and a serving certificate for disk mode.
+    GenCerts {
+        /// `--hosts`: the serving certificate's SANs (IPs and DNS names).
+        hosts: Vec<String>,
+        /// `--out-dir`: where `ca.crt`, `tls.crt` and `tls.key` go.
+        out_dir: String,
+        /// `--days`: validity of the serving certificate.
+        days: u32,
+    },
     /// Print the version.
     Version,
 }
@@ -99,6 +108,33 @@ pub fn command() -> Command {
                         .help("What to print"),
                 ),
         ))
+        .subcommand(
+            Command::new("gen-certs")
+                .about("Write a dev CA (ca.crt) and a serving certificate and key (tls.crt, tls.key) for AGENT_INJECT_TLS_CERT_FILE/KEY_FILE")
+                .arg(
+                    Arg::new("hosts")
+                        .long("hosts")
+                        .value_name("HOST,...")
+                        .required(true)
+                        .value_delimiter(',')
+                        .help("Subject alternative names: IP addresses and DNS names, comma-separated"),
+                )
+                .arg(
+                    Arg::new("out-dir")
+                        .long("out-dir")
+                        .value_name("DIR")
+                        .default_value("certs/dev")
+                        .help("Output directory (created if missing)"),
+                )
+                .arg(
+                    Arg::new("days")
+                        .long("days")
+                        .value_name("N")
+                        .value_parser(clap::value_parser!(u32).range(1..=3650))
+                        .default_value("365")
+                        .help("Validity of the serving certificate in days"),
+                ),
+        )
         .subcommand(Command::new("version").about("Print the version"))
 }
 
@@ -117,6 +153,14 @@ pub fn parse(
             file: m.get_one::<String>("file").cloned(),
             namespace: m.get_one::<String>("namespace").cloned(),
             output: m.get_one::<Output>("output").copied().unwrap_or_default(),
+        }),
+        Some(("gen-certs", m)) => Ok(Invocation::GenCerts {
+            hosts: m
+                .get_many::<String>("hosts")
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default(),
+            out_dir: m.get_one::<String>("out-dir").cloned().unwrap_or_default(),
+            days: m.get_one::<u32>("days").copied().unwrap_or(365),
         }),
         _ => Ok(Invocation::Version),
     }
@@ -183,7 +227,10 @@ pub fn normalize(args: &[String]) -> Vec<String> {
 fn takes_value(name: &str) -> bool {
     match SETTINGS.iter().find(|s| s.flag == Some(name)) {
         Some(s) => s.kind != Kind::Bool,
-        None => matches!(name, "f" | "file" | "namespace" | "o" | "output"),
+        None => matches!(
+            name,
+            "f" | "file" | "namespace" | "o" | "output" | "hosts" | "out-dir" | "days"
+        ),
     }
 }
 
@@ -337,5 +384,29 @@ mod tests {
             Err(CliError::Settings(e)) => assert_eq!(e.to_string(), "No Vault service configured"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn gen_certs_takes_hosts_out_dir_and_days() {
+        let inv = parse_env(
+            &[
+                "vault-injector",
+                "gen-certs",
+                "-hosts",
+                "a.b,127.0.0.1",
+                "--out-dir",
+                "/tmp/x",
+            ],
+            &[],
+        )
+        .map_err(|e| format!("{e:?}"));
+        assert_eq!(
+            inv,
+            Ok(Invocation::GenCerts {
+                hosts: vec!["a.b".into(), "127.0.0.1".into()],
+                out_dir: "/tmp/x".into(),
+                days: 365
+            })
+        );
     }
 }

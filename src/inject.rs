@@ -7,8 +7,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    ExecAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, Pod, ResourceRequirements,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    ExecAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, Pod, PodSpec,
+    ResourceRequirements, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::Value;
@@ -39,7 +39,8 @@ const CACHE_VOLUME: &str = "vault-agent-cache";
 
 /// Builds the patch operations for a pod that passed the gate and parsing (phase E).
 pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
-    let spec = pod.spec.clone().unwrap_or_default();
+    let no_spec = PodSpec::default();
+    let spec = pod.spec.as_ref().unwrap_or(&no_spec);
     let original_volumes = spec.volumes.as_ref().map_or(0, Vec::len);
     let mut p = PatchBuilder::new();
     let extra_paths = extra_mount_paths(r);
@@ -112,7 +113,7 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
 
     if r.pre_populate {
         let init = agent_container(pod, r, true, &secret_mounts)?;
-        let original_inits = spec.init_containers.clone().unwrap_or_default();
+        let original_inits = spec.init_containers.as_deref().unwrap_or_default();
         let shift = if r.init_first && !original_inits.is_empty() {
             // Upstream removes the whole array and re-adds typed copies of the user's init
             // containers, which drops fields it does not know; inserting at 0 gives the same

@@ -5,7 +5,10 @@
 pub mod admission;
 pub mod agent_config;
 pub mod annotations;
+pub mod autotls;
+pub mod certmanager;
 pub mod cli;
+pub mod cluster;
 pub mod goparse;
 pub mod inject;
 pub mod logging;
@@ -15,3 +18,4 @@ pub mod render;
 pub mod server;
 pub mod settings;
 pub mod tls;
+pub mod webhook;

@@ -4,7 +4,7 @@ use std::io::Read as _;
 use std::process::ExitCode;
 
 use vault_injector::cli::{self, CliError, Invocation};
-use vault_injector::{logging, render, server};
+use vault_injector::{autotls, logging, render, server};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -30,6 +30,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Invocation::Serve(settings) => serve(*settings),
+        Invocation::GenCerts {
+            hosts,
+            out_dir,
+            days,
+        } => gen_certs(&hosts, &out_dir, days),
         Invocation::Render {
             settings,
             file,
@@ -61,6 +66,41 @@ fn serve(settings: vault_injector::settings::Settings) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `gen-certs`: writes `ca.crt`, `tls.crt` and `tls.key` (mode 0600) into `out_dir`.
+fn gen_certs(hosts: &[String], out_dir: &str, days: u32) -> ExitCode {
+    let lifetime = std::time::Duration::from_secs(u64::from(days) * 24 * 3600);
+    let (ca, leaf) = match autotls::dev_certs(hosts, time::OffsetDateTime::now_utc(), lifetime) {
+        Ok(certs) => certs,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let dir = std::path::Path::new(out_dir);
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(dir.join("ca.crt"), &ca))
+        .and_then(|()| std::fs::write(dir.join("tls.crt"), &leaf.cert_pem))
+        .and_then(|()| write_private(&dir.join("tls.key"), &leaf.key_pem));
+    if let Err(e) = written {
+        eprintln!("{out_dir}: cannot write the certificates: {e}");
+        return ExitCode::from(1);
+    }
+    println!(
+        "Wrote {out_dir}/ca.crt (CA, 10 years), {out_dir}/tls.crt and {out_dir}/tls.key (serving certificate for {}, {days} days)",
+        hosts.join(", ")
+    );
+    ExitCode::SUCCESS
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
 }
 
 fn run_render(

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use json_patch::Patch;
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 use thiserror::Error;
 
 /// A patch that could not be assembled or applied.
@@ -42,8 +42,12 @@ impl PatchBuilder {
 
     /// `add path value`.
     pub fn add(&mut self, path: impl Into<String>, value: Value) {
-        self.ops
-            .push(json!({"op": "add", "path": path.into(), "value": value}));
+        // Built by hand: `json!` would serialise `value` into a deep copy of itself.
+        let mut op = Map::with_capacity(3);
+        op.insert("op".to_owned(), Value::String("add".to_owned()));
+        op.insert("path".to_owned(), Value::String(path.into()));
+        op.insert("value".to_owned(), value);
+        self.ops.push(Value::Object(op));
     }
 
     /// Appends `items` to the array at `base`, which held `original_len` items in the request.
@@ -114,6 +118,8 @@ pub fn apply_user_patch(doc: &Value, user: &Value) -> Result<Value, PatchError> 
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

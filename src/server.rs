@@ -30,11 +30,12 @@ use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{self, Outcome};
+use crate::certmanager::{CertManagerError, CertSource};
 use crate::goparse::go_quote;
 use crate::logging::HANDLER;
 use crate::metrics::{Metrics, MetricsError};
-use crate::settings::{AgentDefaults, ServerSettings, Settings};
-use crate::tls::{self, CertFiles, CertStore, TlsError};
+use crate::settings::{AgentDefaults, Settings};
+use crate::tls::{self, CertStore, TlsError};
 
 /// Largest `/mutate` body accepted. A Pod in an AdmissionReview is far smaller; the API server
 /// itself caps requests at 3 MiB.
@@ -73,15 +74,9 @@ impl Default for Limits {
 /// The server could not start.
 #[derive(Debug, Error)]
 pub enum ServeError {
-    /// Auto-TLS (a self-generated CA and webhook `caBundle` management) is not implemented;
-    /// serving anything else in its place would silently change the deployment's trust.
-    #[error(
-        "AGENT_INJECT_TLS_AUTO (-tls-auto) is not supported yet: {reason}. Set AGENT_INJECT_TLS_CERT_FILE and AGENT_INJECT_TLS_KEY_FILE (-tls-cert-file, -tls-key-file) to a PEM certificate and key, and leave AGENT_INJECT_TLS_AUTO empty"
-    )]
-    AutoTlsUnsupported {
-        /// Which setting selected auto-TLS.
-        reason: String,
-    },
+    /// The certificate source (disk files, or auto-TLS) could not start or stopped for good.
+    #[error(transparent)]
+    Certificates(#[from] CertManagerError),
     /// The certificate files could not be loaded, or rustls refused the configuration.
     #[error("Failed to configure TLS: {0}")]
     Tls(#[from] TlsError),
@@ -102,23 +97,23 @@ pub enum ServeError {
     Signals(#[source] io::Error),
 }
 
-/// Runs the injector's `serve` command until SIGTERM or SIGINT: checks the TLS mode, loads the
-/// certificate files (and watches them), binds `listen`, prints upstream's startup lines on
-/// stdout, and serves. Returns after a graceful shutdown.
+/// Runs the injector's `serve` command until SIGTERM or SIGINT: starts the certificate source
+/// (disk files with reload, or auto-TLS, server.md §5) and waits for the first certificate,
+/// binds `listen`, prints upstream's startup lines on stdout, and serves. Returns after a
+/// graceful shutdown, or with the error that stopped auto-TLS.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
-    let files = cert_files(&settings.server)?;
     for warning in &settings.server.warnings {
         tracing::warn!(target: HANDLER, "{warning}");
     }
     let certs = CertStore::new();
-    certs.set(files.load()?);
-    let _watcher = tls::watch(certs.clone(), files);
+    let mut source = CertSource::start(&settings.server, &certs).await?;
+    source.first_certificate(&certs).await?;
 
     let telemetry_path = settings.server.telemetry_path.clone();
     let addr = bind_address(&settings.server.listen);
     // Build everything that can fail before announcing the listener.
     let server = Server::new(settings, certs)?;
-    let shutdown = shutdown_signal()?;
+    let signal = shutdown_signal()?;
     let listener = TcpListener::bind(&addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -137,7 +132,23 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     }
     // The bound address rather than the setting, so `127.0.0.1:0` tells the caller the port.
     say(&format!("Listening on {}...", go_quote(&local.to_string())));
-    server.run(listener, shutdown).await
+    // A fatal certificate error (the leader lock could not be taken) shuts down like a signal,
+    // then makes the process fail.
+    let (fatal_tx, mut fatal_rx) = tokio::sync::oneshot::channel();
+    let shutdown = async move {
+        tokio::select! {
+            () = signal => {}
+            e = source.failed() => {
+                tracing::error!(target: HANDLER, Error = %e, "Shutting down due to error");
+                let _ = fatal_tx.send(e);
+            }
+        }
+    };
+    server.run(listener, shutdown).await?;
+    match fatal_rx.try_recv() {
+        Ok(e) => Err(e.into()),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Serves on `listener` with the certificates in `certs` until `shutdown` completes, then shuts
@@ -150,26 +161,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     Server::new(settings, certs)?.run(listener, shutdown).await
-}
-
-/// The disk-mode certificate files, or the auto-TLS refusal.
-pub fn cert_files(server: &ServerSettings) -> Result<CertFiles, ServeError> {
-    let reason = if !server.tls_auto.is_empty() {
-        Some(format!(
-            "AGENT_INJECT_TLS_AUTO is set to {}",
-            go_quote(&server.tls_auto)
-        ))
-    } else if server.tls_cert_file.is_empty() {
-        Some("AGENT_INJECT_TLS_CERT_FILE is empty, which selects auto-TLS".to_owned())
-    } else if server.tls_key_file.is_empty() {
-        Some("AGENT_INJECT_TLS_KEY_FILE is empty".to_owned())
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(ServeError::AutoTlsUnsupported { reason }),
-        None => Ok(CertFiles::new(&server.tls_cert_file, &server.tls_key_file)),
-    }
 }
 
 /// The address to bind for a Go-style listen setting: an empty host (`:8080`) means every IPv4
@@ -714,45 +705,12 @@ mod tests {
         assert_eq!(bind_address("[::]:8080"), "[::]:8080");
     }
 
-    #[test]
-    fn auto_tls_is_refused_with_a_clear_message() {
-        let mut server = Settings::default().server;
-        server.tls_cert_file = "/c".into();
-        server.tls_key_file = "/k".into();
-        assert_eq!(cert_files(&server).unwrap(), CertFiles::new("/c", "/k"));
-
-        server.tls_auto = "vault-agent-injector-cfg".into();
-        let err = cert_files(&server).unwrap_err().to_string();
-        assert!(
-            err.starts_with("AGENT_INJECT_TLS_AUTO (-tls-auto) is not supported yet: AGENT_INJECT_TLS_AUTO is set to \"vault-agent-injector-cfg\""),
-            "{err}"
-        );
-        assert!(err.contains("Set AGENT_INJECT_TLS_CERT_FILE and AGENT_INJECT_TLS_KEY_FILE"));
-
-        server.tls_auto.clear();
-        server.tls_cert_file.clear();
-        let err = cert_files(&server).unwrap_err().to_string();
-        assert!(
-            err.starts_with("AGENT_INJECT_TLS_AUTO (-tls-auto) is not supported yet: AGENT_INJECT_TLS_CERT_FILE is empty"),
-            "{err}"
-        );
-
-        server.tls_cert_file = "/c".into();
-        server.tls_key_file.clear();
-        assert!(matches!(
-            cert_files(&server),
-            Err(ServeError::AutoTlsUnsupported { .. })
-        ));
-    }
-
     #[tokio::test]
-    async fn serve_refuses_auto_tls_before_binding() {
-        // Defaults select auto-TLS (no cert file).
-        let err = serve(Settings::default()).await.unwrap_err();
-        assert!(
-            matches!(err, ServeError::AutoTlsUnsupported { .. }),
-            "{err}"
-        );
+    async fn serve_without_a_key_file_or_a_cluster_fails_before_binding() {
+        let mut settings = Settings::default();
+        settings.server.tls_cert_file = "/c".into();
+        let err = serve(settings).await.unwrap_err().to_string();
+        assert!(err.contains("AGENT_INJECT_TLS_KEY_FILE"), "{err}");
     }
 
     #[tokio::test]

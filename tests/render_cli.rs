@@ -174,16 +174,43 @@ fn version_and_help_exit_0_and_unknown_flags_exit_1() {
 }
 
 #[test]
-fn serve_with_auto_tls_refuses_to_start_with_a_clear_message() {
+fn serve_with_auto_tls_outside_a_cluster_fails_with_a_clear_message() {
+    // Auto-TLS needs the Kubernetes API: with neither the in-cluster variables nor a
+    // kubeconfig, startup stops with upstream's message.
     let out = run(
         &["agent-inject", "2>&1"],
         "",
-        &[ADDR, ("AGENT_INJECT_TLS_AUTO", "vault-agent-injector-cfg")],
+        &[
+            ADDR,
+            ("AGENT_INJECT_TLS_AUTO", "vault-agent-injector-cfg"),
+            ("KUBECONFIG", "/nonexistent/kubeconfig"),
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("AGENT_INJECT_TLS_AUTO (-tls-auto) is not supported yet"),
-        "{err}"
+    assert!(err.contains("Error loading in-cluster K8S config"), "{err}");
+}
+
+#[test]
+fn gen_certs_writes_a_ca_and_a_serving_pair_that_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("dev");
+    let out = run(
+        &[
+            "gen-certs",
+            "-hosts",
+            "vault-agent-injector-svc.vault.svc,127.0.0.1",
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ],
+        "",
+        &[],
     );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let ca = std::fs::read_to_string(out_dir.join("ca.crt")).unwrap();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+    // The pair is what `serve` loads in disk mode.
+    vault_injector::tls::CertFiles::new(out_dir.join("tls.crt"), out_dir.join("tls.key"))
+        .load()
+        .unwrap();
 }

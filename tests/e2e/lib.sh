@@ -393,30 +393,40 @@ e2e_injector_prepare() {
 }
 
 e2e_injector_start() {
-  local bin="${E2E_INJECTOR_BIN:?}" tls="$E2E_STATE/injector/tls"
+  local tls="/var/run/vault-injector/tls"
+  [ -n "${E2E_INJECTOR_DIRECT:-}" ] && tls="$E2E_STATE/injector/tls"
+  e2e_injector_spawn injector "$E2E_INJECTOR_PORT" \
+    AGENT_INJECT_TLS_CERT_FILE="$tls/tls.crt" AGENT_INJECT_TLS_KEY_FILE="$tls/tls.key" || return 1
+  e2e_wait injector 60 curl -fsS --cacert "$E2E_STATE/pki/ca.crt" \
+    "https://127.0.0.1:$E2E_INJECTOR_PORT/health/ready"
+}
+
+# e2e_injector_spawn NAME PORT [VAR=VALUE...]: start an injector process NAME listening on
+# 127.0.0.1:PORT, with the Deployment's environment plus VAR=VALUE (later ones win; TLS is
+# auto unless AGENT_INJECT_TLS_CERT_FILE/KEY_FILE are given). Does not wait for it.
+e2e_injector_spawn() {
+  local name="$1" port="$2" bin="${E2E_INJECTOR_BIN:?}" tls="$E2E_STATE/injector/tls"
+  shift 2
   local -a envs=(
     PATH=/e2e-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-    HOSTNAME=vault-injector-e2e
+    HOSTNAME="$name"
     NAMESPACE=vault
     POD_NAME=vault-injector-e2e
-    AGENT_INJECT_LISTEN="127.0.0.1:$E2E_INJECTOR_PORT"
+    AGENT_INJECT_LISTEN="127.0.0.1:$port"
     AGENT_INJECT_LOG_LEVEL="${E2E_INJECTOR_LOG_LEVEL:-debug}"
     AGENT_INJECT_LOG_FORMAT="${E2E_INJECTOR_LOG_FORMAT:-standard}"
-    AGENT_INJECT_VAULT_ADDR="$E2E_VAULT_ADDR"
+    AGENT_INJECT_VAULT_ADDR="${E2E_VAULT_ADDR:-http://127.0.0.1:8200}"
     AGENT_INJECT_VAULT_AUTH_PATH=auth/kubernetes
     AGENT_INJECT_VAULT_IMAGE="${E2E_AGENT_IMAGE:-openbao/openbao:$E2E_OPENBAO_VERSION}"
     AGENT_INJECT_DEFAULT_TEMPLATE=map
     AGENT_INJECT_TELEMETRY_PATH=/metrics
-    AGENT_INJECT_TLS_CERT_FILE=/var/run/vault-injector/tls/tls.crt
-    AGENT_INJECT_TLS_KEY_FILE=/var/run/vault-injector/tls/tls.key
+    "$@"
   )
   if [ -n "${E2E_INJECTOR_DIRECT:-}" ]; then
-    envs=("${envs[@]/#AGENT_INJECT_TLS_CERT_FILE=*/AGENT_INJECT_TLS_CERT_FILE=$tls/tls.crt}")
-    envs=("${envs[@]/#AGENT_INJECT_TLS_KEY_FILE=*/AGENT_INJECT_TLS_KEY_FILE=$tls/tls.key}")
-    e2e_spawn injector env -i "${envs[@]}" KUBECONFIG="$E2E_STATE/injector.kubeconfig" \
+    e2e_spawn "$name" env -i "${envs[@]}" KUBECONFIG="$E2E_STATE/injector.kubeconfig" \
       "$bin" agent-inject "2>&1"
   else
-    e2e_spawn injector env -i "${envs[@]}" \
+    e2e_spawn "$name" env -i "${envs[@]}" \
       KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT="$E2E_API_PORT" \
       KUBERNETES_SERVICE_PORT_HTTPS="$E2E_API_PORT" \
       "$E2E_DIR/fake-kubelet.sh" --user 100:1000 --no-new-privs --read-only-root \
@@ -425,8 +435,6 @@ e2e_injector_start() {
         --bind "$E2E_STATE/injector/serviceaccount:/var/run/secrets/kubernetes.io/serviceaccount:ro" \
         -- /e2e-bin/vault-injector agent-inject "2>&1"
   fi
-  e2e_wait injector 60 curl -fsS --cacert "$E2E_STATE/pki/ca.crt" \
-    "https://127.0.0.1:$E2E_INJECTOR_PORT/health/ready"
 }
 
 e2e_injector_stop() { e2e_stop injector; }

@@ -11,7 +11,8 @@
 #    and starts the injector,
 # 4. runs each scenario (tests/e2e/scenarios, one test at a time); a failed scenario prints what
 #    every component logged while it ran,
-# 5. tears everything down and exits non-zero if any scenario failed.
+# 5. tears everything down, runs tests/e2e/tls.sh (auto-TLS on its own control plane; also
+#    selected by the filter `tls`), and exits non-zero if any scenario failed.
 #
 # Environment: E2E_INJECTOR_BIN (use this binary instead of building one), E2E_KEEP_STATE=1
 # (keep the temp dir with logs), E2E_STATE (use this dir), E2E_INJECTOR_DIRECT=1 (run the
@@ -122,7 +123,27 @@ for t in "${tests[@]}"; do
   done
 done
 
-e2e_say "timings: components ${t_bins}s, builds $((t_builds - t_bins))s, stack $((t_stack - t_builds))s, scenarios $((SECONDS - t_stack))s, total $((SECONDS - t_start))s"
+t_scenarios=$((SECONDS - t_stack))
+
+# 5. auto-TLS (tests/e2e/tls.sh: its own control plane, so this stack goes first)
+run_tls=""
+if [ "${#filters[@]}" = 0 ]; then run_tls=1; fi
+for f in "${filters[@]}"; do [[ tls == *"$f"* ]] && run_tls=1; done
+if [ -n "$run_tls" ]; then
+  e2e_teardown
+  e2e_say "=== tls.sh (auto-TLS: caBundle, rotation, replicas, stale locks)"
+  ts=$SECONDS
+  if env -u E2E_STATE "$E2E_DIR/tls.sh"; then
+    passed=$((passed + 1))
+    e2e_say "=== tls.sh: ok ($((SECONDS - ts))s)"
+  else
+    failed=$((failed + 1))
+    failed_names+=("tls.sh")
+    e2e_say "=== tls.sh: FAILED ($((SECONDS - ts))s)"
+  fi
+fi
+
+e2e_say "timings: components ${t_bins}s, builds $((t_builds - t_bins))s, stack $((t_stack - t_builds))s, scenarios ${t_scenarios}s, total $((SECONDS - t_start))s"
 [ "$failed" = 0 ] || e2e_say "failed scenarios: ${failed_names[*]}"
 echo "e2e: $passed passed, $failed failed"
 [ "$failed" = 0 ]

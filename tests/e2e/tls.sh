@@ -1,0 +1,370 @@
+#!/usr/bin/env bash
+# tests/e2e/tls.sh: auto-TLS (AGENT_INJECT_TLS_AUTO) against the real kube-apiserver of the
+# harness. Run by tests/e2e/run.sh after the scenarios; runs alone too (it starts and stops its
+# own cluster: etcd, kube-apiserver, kube-controller-manager; no OpenBao or PostgreSQL).
+#
+#   tests/e2e/tls.sh            every test
+#   tests/e2e/tls.sh t1 t3      only those
+#
+#   t1  one replica: the caBundle is written, pods are injected through the apiserver (which
+#       checks our certificate against that bundle), and an overwritten caBundle is restored.
+#   t2  rotation under load: leaf lifetime 20 s (VAULT_INJECTOR_TEST_LEAF_LIFETIME, test-only),
+#       pods created continuously with failurePolicy Fail through >= 3 renewals: zero failures,
+#       no TLS error in the apiserver log.
+#   t3  two replicas with the leader elector: both serve the same trusted leaf; the leader is
+#       SIGKILLed (and its Pod deleted) while pods are created: zero failures, the follower
+#       takes over (time measured), and a later renewal still works.
+#   t4  stale locks: a lock owned by an evicted Pod, then by a Pod on a NotReady node, is taken
+#       over by a new replica (time measured).
+#
+# The apiserver reaches the replicas through tls/tcp-proxy.py (a stand-in for the Service:
+# round robin per connection, dead backends skipped). Figures are printed as `tls-figure: ...`.
+set -euo pipefail
+E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib.sh
+. "$E2E_DIR/lib.sh"
+cd "$E2E_ROOT"
+
+filters=("$@")
+want() {
+  [ "${#filters[@]}" = 0 ] && return 0
+  local f
+  for f in "${filters[@]}"; do [ "$1" = "$f" ] && return 0; done
+  return 1
+}
+
+LIFETIME=20  # seconds; renewal is due with 10 % left, so every 18 s
+WEBHOOK=vault-agent-injector-cfg
+KUBECTL() { "$E2E_KUBECTL" "$@"; }
+
+e2e_bin_all etcd kube-apiserver kube-controller-manager kubectl
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$E2E_ROOT/target}"
+if [ -z "${E2E_INJECTOR_BIN:-}" ]; then
+  cargo build --bin vault-injector
+  E2E_INJECTOR_BIN="$CARGO_TARGET_DIR/debug/vault-injector"
+fi
+export E2E_INJECTOR_BIN
+
+e2e_state_init
+finish() {
+  local rc=$?
+  trap - EXIT INT TERM
+  [ "$rc" = 0 ] || e2e_dump_logs 60
+  e2e_teardown
+  if [ -n "${E2E_KEEP_STATE:-}" ]; then e2e_say "state kept in $E2E_STATE"; else rm -rf "$E2E_STATE"; fi
+  exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+T="$E2E_STATE/tls"
+mkdir -p "$T"
+fail() { e2e_say "FAIL: $*"; exit 1; }
+figure() { echo "tls-figure: $*" | tee -a "$T/figures" >&2; }
+now_ms() { date +%s%3N; }
+
+# ---------------------------------------------------------------------------------------------
+# stack: cluster, webhook-config/ with an empty caBundle and failurePolicy Fail, pointing at the
+# proxy; the leader-elector RBAC.
+
+e2e_cluster_start
+PROXY_PORT="$(e2e_free_port)"
+E2E_INJECTOR_PORT="$PROXY_PORT"
+: > "$T/empty-ca"
+mkdir -p "$E2E_STATE/webhook-config"
+for f in "$E2E_ROOT"/webhook-config/*.yaml; do
+  e2e_webhook_config_rewrite "https://127.0.0.1:$PROXY_PORT/mutate" "$T/empty-ca" Fail \
+    < "$f" > "$E2E_STATE/webhook-config/$(basename "$f")"
+done
+KUBECTL apply -f "$E2E_STATE/webhook-config/" >&2
+KUBECTL apply -f "$E2E_DIR/tls/leader-elector-rbac.yaml" >&2
+# The Deployment from webhook-config/ would only make Pending pods here; the test runs the
+# injector itself.
+KUBECTL -n vault delete deployment vault-agent-injector --wait=false >&2 || true
+e2e_injector_prepare
+: > "$T/backends"
+e2e_spawn tcp-proxy python3 "$E2E_DIR/tls/tcp-proxy.py" "$PROXY_PORT" "$T/backends"
+
+HOSTS="127.0.0.1,vault-agent-injector-svc,vault-agent-injector-svc.vault,vault-agent-injector-svc.vault.svc"
+
+# start_replica NAME POD [VAR=VALUE...]: an injector in auto mode on a fresh port, added to the
+# proxy's backends; prints the port.
+start_replica() {
+  local name="$1" pod="$2" port
+  shift 2
+  port="$(e2e_free_port)"
+  e2e_injector_spawn "$name" "$port" POD_NAME="$pod" \
+    AGENT_INJECT_TLS_AUTO="$WEBHOOK" AGENT_INJECT_TLS_AUTO_HOSTS="$HOSTS" \
+    VAULT_INJECTOR_TEST_LEAF_LIFETIME="${LIFETIME}s" "$@" >&2
+  echo "$port" >> "$T/backends"
+  echo "$port"
+}
+
+# bundle FILE: the webhook's caBundle, decoded.
+bundle() {
+  KUBECTL get mutatingwebhookconfiguration "$WEBHOOK" -o jsonpath='{.webhooks[0].clientConfig.caBundle}' |
+    base64 -d > "$1" 2>/dev/null
+}
+bundle_count() { bundle "$T/b" && grep -c 'BEGIN CERTIFICATE' "$T/b" || echo 0; }
+
+# trusted PORT: the replica answers /health/ready with a certificate the caBundle verifies.
+trusted() {
+  bundle "$T/bundle-$1" && [ -s "$T/bundle-$1" ] &&
+    curl -fsS --max-time 5 --cacert "$T/bundle-$1" "https://127.0.0.1:$1/health/ready" >/dev/null
+}
+
+# serial PORT: the serial of the leaf a new handshake gets.
+serial() {
+  openssl s_client -connect "127.0.0.1:$1" -servername 127.0.0.1 </dev/null 2>/dev/null |
+    openssl x509 -noout -serial 2>/dev/null | cut -d= -f2
+}
+
+# load_start NAME: create injected pods in a loop (kubectl create, one at a time) until
+# $T/NAME.stop exists; one line per pod in $T/NAME.results: `ok` or `FAIL <error>`.
+load_start() {
+  local name="$1"
+  KUBECTL create namespace "tls-$name" >&2
+  KUBECTL label namespace "tls-$name" vault-injector/inject=enabled >&2
+  rm -f "$T/$name.stop"
+  : > "$T/$name.results"
+  (
+    i=0
+    while [ ! -e "$T/$name.stop" ]; do
+      i=$((i + 1))
+      out="$(KUBECTL -n "tls-$name" create -o jsonpath='{range .spec.containers[*]}{.name}{" "}{end}' -f - 2>&1 <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $name-$i
+  annotations:
+    vault.hashicorp.com/agent-inject: "true"
+    vault.hashicorp.com/role: app
+spec:
+  containers:
+  - name: app
+    image: busybox
+EOF
+)" && [[ "$out" == *vault-agent* ]] && echo ok >> "$T/$name.results" ||
+        echo "FAIL $(date +%T.%3N) $out" | tr '\n' ' ' >> "$T/$name.results"
+      [[ "$(tail -c 1 "$T/$name.results")" == $'\n' ]] || echo >> "$T/$name.results"
+    done
+  ) &
+  echo $! > "$T/$name.pid"
+}
+
+# load_stop NAME: stop the loop; fail unless every creation succeeded.
+load_stop() {
+  local name="$1" ok bad
+  touch "$T/$name.stop"
+  wait "$(cat "$T/$name.pid")" 2>/dev/null || true
+  ok="$(grep -c '^ok' "$T/$name.results" || true)"
+  bad="$(grep -c '^FAIL' "$T/$name.results" || true)"
+  figure "$name: $ok pods created and injected, $bad failed"
+  [ "$bad" = 0 ] || { grep '^FAIL' "$T/$name.results" | head -5 >&2; fail "$name: $bad pod creations failed"; }
+  [ "$ok" -gt 0 ] || fail "$name: no pod was created"
+  KUBECTL delete namespace "tls-$name" --wait=false >/dev/null 2>&1 || true
+}
+
+# Lines the apiserver logs when it cannot reach or trust the webhook.
+apiserver_webhook_errors() {
+  grep -cE 'failed calling webhook|x509|tls: ' "$E2E_STATE/logs/kube-apiserver.log" || true
+}
+
+# make_pod NAME [NODE]: a Pod object for a replica's POD_NAME (never scheduled: there is no
+# scheduler; only the leader lock's owner reference and the take-over checks read it).
+make_pod() {
+  KUBECTL -n vault apply -f - >&2 <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $1
+  labels: {app.kubernetes.io/name: vault-injector}
+spec:
+  ${2:+nodeName: $2}
+  containers:
+  - name: sidecar-injector
+    image: vault-injector:latest
+EOF
+}
+
+lock_owner() {
+  KUBECTL -n vault get configmap vault-k8s-leader -o jsonpath='{.metadata.ownerReferences[0].name}' 2>/dev/null
+}
+
+wait_for() {  # wait_for SECONDS DESCRIPTION CMD...
+  local secs="$1" what="$2"
+  shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || fail "timed out after ${secs}s: $what"
+    sleep 0.2
+  done
+}
+
+t1_one_replica() {
+  e2e_say "=== t1: one replica in auto mode"
+  local t0 port
+  t0=$(now_ms)
+  port="$(start_replica inj-single vault-injector-e2e)"
+  wait_for 60 "the single replica is ready with a trusted certificate" trusted "$port"
+  figure "t1: ready with a trusted certificate $(( $(now_ms) - t0 )) ms after start"
+  [ "$(bundle_count)" = 1 ] || fail "t1: the caBundle should hold exactly one CA"
+  openssl x509 -in "$T/b" -noout -subject | grep -q 'Agent Inject CA' || fail "t1: caBundle is not our CA"
+  load_start t1
+  sleep 3
+  load_stop t1
+  # Someone else overwrites the caBundle: the injector puts its own back.
+  bundle "$T/ours"
+  KUBECTL patch mutatingwebhookconfiguration "$WEBHOOK" --type=json \
+    -p "[{\"op\":\"replace\",\"path\":\"/webhooks/0/clientConfig/caBundle\",\"value\":\"$(base64 -w0 < "$E2E_STATE/pki/ca.crt")\"}]" >&2
+  t0=$(now_ms)
+  wait_for 30 "the caBundle is restored" bash -c "cmp -s <('$E2E_KUBECTL' get mutatingwebhookconfiguration $WEBHOOK -o jsonpath='{.webhooks[0].clientConfig.caBundle}' | base64 -d) '$T/ours'"
+  figure "t1: overwritten caBundle restored in $(( $(now_ms) - t0 )) ms"
+}
+
+t2_rotation_under_load() {
+  e2e_say "=== t2: rotation under load (leaf lifetime ${LIFETIME}s)"
+  local port errors_before serials=() s last="" t0
+  port="$(tail -n 1 "$T/backends")"
+  errors_before="$(apiserver_webhook_errors)"
+  load_start t2
+  t0=$SECONDS
+  # at least 3 renewals: 3 × 18 s after the first leaf, plus margin
+  while [ $((SECONDS - t0)) -lt 62 ]; do
+    s="$(serial "$port")"
+    if [ -n "$s" ] && [ "$s" != "$last" ]; then
+      trusted "$port" || fail "t2: leaf $s is not trusted by the caBundle"
+      serials+=("$s")
+      last="$s"
+    fi
+    sleep 1
+  done
+  load_stop t2
+  figure "t2: ${#serials[@]} distinct leaves served in 62 s ($(( ${#serials[@]} - 1 )) renewals); caBundle holds $(bundle_count) CA"
+  [ "${#serials[@]}" -ge 4 ] || fail "t2: expected at least 3 renewals, saw ${#serials[@]} leaves"
+  [ "$(apiserver_webhook_errors)" = "$errors_before" ] || fail "t2: the apiserver logged webhook/TLS errors"
+  e2e_stop inj-single
+  sed -i "/^$port\$/d" "$T/backends"
+}
+
+t3_two_replicas_failover() {
+  e2e_say "=== t3: two replicas, leader killed under load"
+  local p0 p1 leader survivor lport sport t0 t_lock t_bundle s_before
+  make_pod vault-injector-0
+  make_pod vault-injector-1
+  p0="$(start_replica inj-0 vault-injector-0 AGENT_INJECT_USE_LEADER_ELECTOR=true)"
+  wait_for 60 "replica 0 ready" trusted "$p0"
+  p1="$(start_replica inj-1 vault-injector-1 AGENT_INJECT_USE_LEADER_ELECTOR=true)"
+  wait_for 60 "replica 1 ready" trusted "$p1"
+  leader="$(lock_owner)"
+  [ "$leader" = vault-injector-0 ] || fail "t3: the first replica should lead, the lock names '$leader'"
+  wait_for 30 "both replicas serve the same leaf" bash -c "[ \"\$(openssl s_client -connect 127.0.0.1:$p0 </dev/null 2>/dev/null | openssl x509 -noout -serial)\" = \"\$(openssl s_client -connect 127.0.0.1:$p1 </dev/null 2>/dev/null | openssl x509 -noout -serial)\" ]"
+  trusted "$p0" && trusted "$p1" || fail "t3: both replicas must serve a trusted certificate"
+  KUBECTL -n vault get secret vault-injector-certs -o jsonpath='{.data.cert}' | base64 -d | grep -q 'BEGIN CERTIFICATE' ||
+    fail "t3: the leader did not write the certificate Secret"
+  lport="$p0" sport="$p1" survivor=vault-injector-1
+  # The apiserver goes to the survivor only. A SIGKILL loses whatever request is in flight on
+  # the killed process whatever the certificates do (an `unexpected EOF` for that pod); what is
+  # tested here is the certificate hand-over: the survivor keeps serving a trusted leaf while it
+  # takes the lock, publishes [old CA, new CA], switches to its own leaf and renews it.
+  echo "$sport" > "$T/backends"
+
+  load_start t3
+  sleep 4
+  t0=$(now_ms)
+  kill -KILL -- "-$(cat "$E2E_STATE/pids/inj-0")"
+  rm -f "$E2E_STATE/pids/inj-0"
+  # What the kubelet and the controllers would do next: the Pod goes away.
+  KUBECTL -n vault delete pod vault-injector-0 --wait=false >&2
+  wait_for 60 "the follower takes the lock" bash -c "[ \"\$('$E2E_KUBECTL' -n vault get configmap vault-k8s-leader -o jsonpath='{.metadata.ownerReferences[0].name}' 2>/dev/null)\" = $survivor ]"
+  t_lock=$(( $(now_ms) - t0 ))
+  wait_for 60 "the new leader publishes [old CA, new CA]" bash -c "[ \"\$('$E2E_KUBECTL' get mutatingwebhookconfiguration $WEBHOOK -o jsonpath='{.webhooks[0].clientConfig.caBundle}' | base64 -d | grep -c 'BEGIN CERTIFICATE')\" = 2 ]"
+  t_bundle=$(( $(now_ms) - t0 ))
+  # The new CA is the bundle's last certificate; only a leaf it signed verifies against it alone.
+  bundle "$T/b"
+  awk '/BEGIN CERTIFICATE/{n++} n==2' "$T/b" > "$T/new-ca"
+  wait_for 30 "the new leader serves a leaf of its own CA" \
+    curl -fsS --max-time 5 --cacert "$T/new-ca" "https://127.0.0.1:$sport/health/ready"
+  t_leaf=$(( $(now_ms) - t0 ))
+  trusted "$sport" || fail "t3: the new leader's certificate is not trusted"
+  figure "t3: failover after SIGKILL + Pod deletion: lock taken in $t_lock ms, caBundle [old, new] in $t_bundle ms, own leaf served in $t_leaf ms"
+  # A later renewal still works.
+  s_before="$(serial "$sport")"
+  t0=$(now_ms)
+  wait_for $((LIFETIME + 10)) "a renewal after the failover" bash -c "s=\$(openssl s_client -connect 127.0.0.1:$sport </dev/null 2>/dev/null | openssl x509 -noout -serial | cut -d= -f2); [ -n \"\$s\" ] && [ \"\$s\" != '$s_before' ]"
+  curl -fsS --max-time 5 --cacert "$T/new-ca" "https://127.0.0.1:$sport/health/ready" >/dev/null ||
+    fail "t3: the renewed leaf is not signed by the new CA"
+  figure "t3: renewal after failover served and trusted ($(( $(now_ms) - t0 )) ms after the first leaf was seen)"
+  load_stop t3
+}
+
+t4_stale_locks() {
+  e2e_say "=== t4: stale locks (evicted leader, leader on a NotReady node)"
+  local leader port t0
+  leader="$(lock_owner)"
+  [ -n "$leader" ] || fail "t4: no lock to start from"
+  # The current leader stops (its process only: the Pod object stays and keeps the lock) and
+  # its Pod is marked evicted.
+  e2e_stop inj-1
+  sed -i '1,$d' "$T/backends"
+  KUBECTL -n vault patch pod "$leader" --subresource=status --type=merge \
+    -p '{"status":{"phase":"Failed","reason":"Evicted","message":"The node was low on resource: memory."}}' >&2
+  make_pod vault-injector-2
+  t0=$(now_ms)
+  port="$(start_replica inj-2 vault-injector-2 AGENT_INJECT_USE_LEADER_ELECTOR=true)"
+  wait_for 60 "the new replica takes over the evicted leader's lock" bash -c "[ \"\$('$E2E_KUBECTL' -n vault get configmap vault-k8s-leader -o jsonpath='{.metadata.ownerReferences[0].name}' 2>/dev/null)\" = vault-injector-2 ]"
+  figure "t4: lock of an evicted leader taken over in $(( $(now_ms) - t0 )) ms"
+  wait_for 30 "the new leader is trusted" trusted "$port"
+  KUBECTL -n vault get pod "$leader" >/dev/null 2>&1 && fail "t4: the evicted leader pod should have been deleted"
+
+  # Now the leader's node goes NotReady (vault-k8s issue 412).
+  e2e_stop inj-2
+  sed -i '1,$d' "$T/backends"
+  KUBECTL apply -f - >&2 <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: tls-node-down
+EOF
+  KUBECTL patch node tls-node-down --subresource=status --type=merge \
+    -p '{"status":{"conditions":[{"type":"Ready","status":"Unknown","reason":"NodeStatusUnknown","lastHeartbeatTime":null,"lastTransitionTime":null}]}}' >&2
+  # Move the lock to a Pod on that node, as if it had been the leader there.
+  make_pod vault-injector-3 tls-node-down
+  KUBECTL -n vault delete pod vault-injector-2 --wait=false >&2
+  wait_for 30 "the old lock is garbage collected" bash -c "! '$E2E_KUBECTL' -n vault get configmap vault-k8s-leader"
+  KUBECTL -n vault apply -f - >&2 <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: vault-k8s-leader
+  ownerReferences:
+  - apiVersion: v1
+    kind: Pod
+    name: vault-injector-3
+    uid: $(KUBECTL -n vault get pod vault-injector-3 -o jsonpath='{.metadata.uid}')
+EOF
+  make_pod vault-injector-4
+  t0=$(now_ms)
+  port="$(start_replica inj-4 vault-injector-4 AGENT_INJECT_USE_LEADER_ELECTOR=true)"
+  wait_for 60 "the new replica takes over the lock of a leader on a NotReady node" bash -c "[ \"\$('$E2E_KUBECTL' -n vault get configmap vault-k8s-leader -o jsonpath='{.metadata.ownerReferences[0].name}' 2>/dev/null)\" = vault-injector-4 ]"
+  figure "t4: lock of a leader on a NotReady node taken over in $(( $(now_ms) - t0 )) ms"
+  wait_for 30 "the new leader is trusted" trusted "$port"
+  e2e_stop inj-4
+}
+
+ran=0
+want t1 && { t1_one_replica; ran=$((ran + 1)); }
+if want t2; then
+  [ -s "$T/backends" ] || t1_one_replica
+  t2_rotation_under_load
+  ran=$((ran + 1))
+fi
+want t1 && ! want t2 && { e2e_stop inj-single; sed -i '1,$d' "$T/backends"; }
+want t3 && { t3_two_replicas_failover; ran=$((ran + 1)); }
+if want t4; then
+  [ -n "$(lock_owner)" ] || t3_two_replicas_failover
+  t4_stale_locks
+  ran=$((ran + 1))
+fi
+e2e_say "tls: $ran tests passed"
