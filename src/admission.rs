@@ -101,6 +101,8 @@ pub enum Mutation {
         ops: Vec<Value>,
         /// Which agent containers were added.
         injection_type: Option<InjectionType>,
+        /// Admission warnings for the user (beyond upstream; they never change the patch).
+        warnings: Vec<String>,
     },
 }
 
@@ -131,6 +133,7 @@ pub fn mutate(
     Ok(Mutation::Inject {
         ops,
         injection_type: InjectionType::from_flags(request.pre_populate, request.pre_populate_only),
+        warnings: crate::warnings::for_request(&request),
     })
 }
 
@@ -216,7 +219,7 @@ pub fn response_review(parts: &RequestParts, decision: &Result<Mutation, Refusal
         Ok(Mutation::Skip) => {
             response.insert("allowed".to_owned(), Value::Bool(true));
         }
-        Ok(Mutation::Inject { ops, .. }) => {
+        Ok(Mutation::Inject { ops, warnings, .. }) => {
             response.insert("allowed".to_owned(), Value::Bool(true));
             let bytes = serde_json::to_vec(ops).unwrap_or_default();
             response.insert("patch".to_owned(), Value::String(STANDARD.encode(bytes)));
@@ -224,6 +227,12 @@ pub fn response_review(parts: &RequestParts, decision: &Result<Mutation, Refusal
                 "patchType".to_owned(),
                 Value::String("JSONPatch".to_owned()),
             );
+            if !warnings.is_empty() {
+                response.insert(
+                    "warnings".to_owned(),
+                    Value::Array(warnings.iter().cloned().map(Value::String).collect()),
+                );
+            }
         }
         Err(refusal) => {
             response.insert("allowed".to_owned(), Value::Bool(false));

@@ -236,6 +236,62 @@ pub fn prepend_last_ca(new_ca_pem: &str, old_bundle: &[u8]) -> String {
     }
 }
 
+/// The CA bundle a replica publishes when it starts leading while it serves `served` (the
+/// leaf it took from the Secret, or its own previous one): [`prepend_last_ca`], plus, first,
+/// the certificate of the previous bundle that signed `served` when that is not the last one.
+///
+/// In the steady state the leaf being served was signed by the previous bundle's last CA, and
+/// this is exactly `[previous CA, new CA]`. The third certificate only appears when the
+/// previous leader published its CA and stopped before its leaf reached the Secret: the
+/// replicas still serve the leaf of the leader before it, which must stay trusted until the
+/// new leaf replaces it.
+pub fn bundle_for_new_ca(
+    new_ca_pem: &str,
+    old_bundle: &[u8],
+    served: Option<&CertificateDer<'_>>,
+    now: OffsetDateTime,
+) -> String {
+    let bundle = prepend_last_ca(new_ca_pem, old_bundle);
+    let Some(signer) = served.and_then(|leaf| signer_of(leaf, old_bundle, now)) else {
+        return bundle;
+    };
+    let signer_pem = pem_certificate(&signer);
+    if bundle.contains(&signer_pem) {
+        bundle
+    } else {
+        format!("{signer_pem}{bundle}")
+    }
+}
+
+/// The certificate in `bundle` that `leaf` chains to (signature, validity at `now`, serverAuth).
+fn signer_of(
+    leaf: &CertificateDer<'_>,
+    bundle: &[u8],
+    now: OffsetDateTime,
+) -> Option<CertificateDer<'static>> {
+    let parsed = rustls::server::ParsedCertificate::try_from(leaf).ok()?;
+    let algs = rustls::crypto::ring::default_provider()
+        .signature_verification_algorithms
+        .all;
+    let now = rustls_pki_types::UnixTime::since_unix_epoch(Duration::from_secs(
+        u64::try_from(now.unix_timestamp()).ok()?,
+    ));
+    CertificateDer::pem_slice_iter(bundle)
+        .filter_map(Result::ok)
+        .find(|ca| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.clone()).is_ok()
+                && rustls::client::verify_server_cert_signed_by_trust_anchor(
+                    &parsed,
+                    &roots,
+                    &[],
+                    now,
+                    algs,
+                )
+                .is_ok()
+        })
+}
+
 /// PEM-encodes one DER certificate (64-column base64, as Go's `pem.Encode`).
 pub fn pem_certificate(der: &CertificateDer<'_>) -> String {
     use base64::Engine as _;
@@ -493,6 +549,56 @@ mod tests {
         );
         // the same CA is not doubled
         assert_eq!(prepend_last_ca(new_pem, new_pem.as_bytes()), new_pem);
+    }
+
+    #[test]
+    fn a_new_leader_keeps_the_ca_of_the_leaf_it_serves() {
+        let hosts = hosts(&["svc"]);
+        let a = Ca::generate(now()).unwrap();
+        let b = Ca::generate(now()).unwrap();
+        let new = Ca::generate(now()).unwrap();
+        let leaf_a = a.issue_leaf(&hosts, now(), LEAF_LIFETIME).unwrap();
+        let leaf_a = CertificateDer::from(der_of(&leaf_a.cert_pem));
+        let leaf_b = b.issue_leaf(&hosts, now(), LEAF_LIFETIME).unwrap();
+        let leaf_b = CertificateDer::from(der_of(&leaf_b.cert_pem));
+        let ab = format!("{}{}", a.pem(), b.pem());
+        let norm = |s: String| s.replace("\r\n", "\n");
+        // Steady state: the served leaf is signed by the last CA: [B, new].
+        assert_eq!(
+            norm(bundle_for_new_ca(
+                new.pem(),
+                ab.as_bytes(),
+                Some(&leaf_b),
+                now()
+            )),
+            norm(format!("{}{}", b.pem(), new.pem()))
+        );
+        // The previous leader published B but its leaf never reached the Secret: A's leaf is
+        // still served, so A stays: [A, B, new].
+        assert_eq!(
+            norm(bundle_for_new_ca(
+                new.pem(),
+                ab.as_bytes(),
+                Some(&leaf_a),
+                now()
+            )),
+            norm(format!("{}{}{}", a.pem(), b.pem(), new.pem()))
+        );
+        // Nothing served yet, or a leaf of no CA in the bundle: as prepend_last_ca.
+        assert_eq!(
+            bundle_for_new_ca(new.pem(), ab.as_bytes(), None, now()),
+            prepend_last_ca(new.pem(), ab.as_bytes())
+        );
+        assert_eq!(
+            bundle_for_new_ca(new.pem(), b.pem().as_bytes(), Some(&leaf_a), now()),
+            prepend_last_ca(new.pem(), b.pem().as_bytes())
+        );
+        // An expired leaf does not count.
+        let later = now() + LEAF_LIFETIME + Duration::from_secs(3600);
+        assert_eq!(
+            bundle_for_new_ca(new.pem(), ab.as_bytes(), Some(&leaf_a), later),
+            prepend_last_ca(new.pem(), ab.as_bytes())
+        );
     }
 
     #[test]

@@ -11,6 +11,13 @@
 //!   to the Secret. A new leader chains the previous leader's CA into the caBundle, so the
 //!   followers' certificates (signed by it) stay trusted until they pick up the new leaf.
 //!
+//! - Lease mode (`-leader-election-mode=lease` with the elector): the same roles, elected with
+//!   the Lease `vault-k8s-leader` ([`crate::lease`]). Unlike leader-for-life, leadership can be
+//!   lost (renewals failing for 10 s, or another holder seen): the leader then stops at once
+//!   (its renewal loop and caBundle keeper are dropped, and no Secret write starts once the
+//!   loss is published) and follows the Secret again, serving its last leaf meanwhile (its CA
+//!   stays in the new leader's bundle). A follower that gains the Lease leads as above.
+//!
 //! In every case a certificate signed by a new CA is only served after the caBundle holding
 //! that CA has been written (and given [`crate::webhook::PROPAGATION_DELAY`] to reach the API
 //! servers).
@@ -18,17 +25,20 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use thiserror::Error;
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
 use crate::autotls::{self, AutoTlsError, Ca, LEAF_LIFETIME};
 use crate::cluster::{self, CERT_SECRET_NAME, KubeError, SharedCert};
 use crate::goparse::parse_duration;
+use crate::lease;
 use crate::logging::HANDLER;
-use crate::settings::ServerSettings;
+use crate::settings::{LeaderElectionMode, ServerSettings};
 use crate::tls::{self, CertFiles, CertStore, CertWatcher, TlsError};
 use crate::webhook::{self, Keeper};
 
@@ -69,6 +79,9 @@ pub enum CertManagerError {
     /// The leader lock could not be taken after every retry.
     #[error("Shutting down due to error: {0}")]
     Election(#[source] KubeError),
+    /// Lease mode: the election task stopped (a panic).
+    #[error("Shutting down due to error: the Lease election stopped")]
+    LeaseElection,
     /// The test lifetime setting is unreadable.
     #[error("{TEST_LEAF_LIFETIME_ENV}: {0}")]
     TestLifetime(String),
@@ -85,6 +98,8 @@ pub struct AutoTlsConfig {
     pub lifetime: Duration,
     /// `-use-leader-elector`.
     pub elector: bool,
+    /// `-leader-election-mode` (used with the elector).
+    pub mode: LeaderElectionMode,
     /// `$POD_NAME` (the elector's own Pod).
     pub pod_name: String,
     /// `$NAMESPACE`, else `default`: where the certificate Secret lives.
@@ -118,6 +133,7 @@ impl AutoTlsConfig {
             hosts: server.tls_auto_hosts.clone(),
             lifetime,
             elector: server.use_leader_elector,
+            mode: server.leader_election_mode,
             pod_name: env("POD_NAME").unwrap_or_default(),
             namespace: env("NAMESPACE")
                 .filter(|s| !s.is_empty())
@@ -252,6 +268,12 @@ pub async fn run(
     if config.lifetime != LEAF_LIFETIME {
         tracing::warn!(target: HANDLER, Lifetime = ?config.lifetime, "{TEST_LEAF_LIFETIME_ENV} is set: serving certificates with a test-only lifetime");
     }
+    if config.elector && config.mode == LeaderElectionMode::Lease {
+        return run_lease(client, config, store).await;
+    }
+    if config.mode == LeaderElectionMode::Lease {
+        tracing::warn!(target: HANDLER, "-leader-election-mode=lease has no effect without -use-leader-elector=true");
+    }
     let keeper =
         (!config.webhook.is_empty()).then(|| Keeper::start(client.clone(), config.webhook.clone()));
     if config.elector {
@@ -263,7 +285,52 @@ pub async fn run(
             () = follow(&client, &config.namespace, &store) => {}
         }
     }
-    lead(&client, &config, &store, keeper.as_ref()).await
+    lead(&client, &config, &store, keeper.as_ref(), None).await
+}
+
+/// Lease mode: follow the Secret while another replica holds the Lease, lead while this one
+/// does, for ever. Never returns `Ok`.
+async fn run_lease(
+    client: Client,
+    config: AutoTlsConfig,
+    store: CertStore,
+) -> Result<(), CertManagerError> {
+    println!("Using internal leader elector logic for webhook certificate management (Lease)");
+    if config.pod_name.is_empty() {
+        return Err(CertManagerError::Election(KubeError::NoPodName));
+    }
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &config.lock_namespace);
+    let (leading_tx, leading) = watch::channel(false);
+    let _election = AbortOnDrop(tokio::spawn(lease::run(
+        leases,
+        config.pod_name.clone(),
+        lease::TIMING,
+        leading_tx,
+    )));
+    loop {
+        let mut gained = leading.clone();
+        let gained = async move { gained.wait_for(|l| *l).await.map(|_| ()) };
+        tokio::pin!(gained);
+        let result = tokio::select! {
+            result = &mut gained => result,
+            // The watch stream does not end; if it did, only the Lease may end the wait.
+            () = follow(&client, &config.namespace, &store) => gained.await,
+        };
+        if result.is_err() {
+            return Err(CertManagerError::LeaseElection);
+        }
+        // A keeper per stint: dropping it stops any caBundle write of this replica.
+        let keeper = (!config.webhook.is_empty())
+            .then(|| Keeper::start(client.clone(), config.webhook.clone()));
+        let mut lost = leading.clone();
+        tokio::select! {
+            biased;
+            result = lost.wait_for(|l| !*l) => if result.is_err() { return Err(CertManagerError::LeaseElection) },
+            result = lead(&client, &config, &store, keeper.as_ref(), Some(&leading)) => result?,
+        }
+        drop(keeper);
+        tracing::warn!(target: HANDLER, "Stopped managing the certificate; following {CERT_SECRET_NAME} again");
+    }
 }
 
 /// Takes the leader lock, retrying API errors as upstream.
@@ -286,11 +353,15 @@ async fn elect(client: &Client, config: &AutoTlsConfig) -> Result<(), CertManage
 
 /// The leader's (or the single replica's) job: a CA for this process, the caBundle, and a leaf
 /// renewed forever.
+///
+/// With `leading` (Lease mode), nothing is written once it says `false`; the caller drops this
+/// future then.
 async fn lead(
     client: &Client,
     config: &AutoTlsConfig,
     store: &CertStore,
     keeper: Option<&Keeper>,
+    leading: Option<&watch::Receiver<bool>>,
 ) -> Result<(), CertManagerError> {
     let ca = Ca::generate(OffsetDateTime::now_utc())?;
     tracing::info!(target: HANDLER, "Generated CA");
@@ -302,7 +373,14 @@ async fn lead(
                 Vec::new()
             }
         };
-        let bundle = autotls::prepend_last_ca(ca.pem(), &old);
+        // The leaf served until now (the Secret's, or this replica's previous one) stays
+        // trusted: its CA is kept next to the new one.
+        let served = store.current();
+        let served = served.as_ref().and_then(|k| k.cert.first());
+        let bundle = autotls::bundle_for_new_ca(ca.pem(), &old, served, OffsetDateTime::now_utc());
+        if !still_leading(leading) {
+            return std::future::pending().await;
+        }
         keeper.want(bundle.clone().into_bytes());
         keeper.written(bundle.as_bytes()).await;
     }
@@ -318,7 +396,7 @@ async fn lead(
                 cert: leaf.cert_pem.into_bytes(),
                 key: leaf.key_pem.into_bytes(),
             };
-            share(client, &config.namespace, &shared, due).await;
+            share(client, &config.namespace, &shared, due, leading).await;
         }
         tokio::time::sleep_until(due).await;
     }
@@ -326,9 +404,18 @@ async fn lead(
 
 /// Writes the leaf to the Secret, retrying (backoff up to 30 s) until it works or the next
 /// renewal is due.
-async fn share(client: &Client, namespace: &str, shared: &SharedCert, due: tokio::time::Instant) {
+async fn share(
+    client: &Client,
+    namespace: &str,
+    shared: &SharedCert,
+    due: tokio::time::Instant,
+    leading: Option<&watch::Receiver<bool>>,
+) {
     let mut delay = Duration::from_millis(500);
     loop {
+        if !still_leading(leading) {
+            return;
+        }
         match cluster::write_cert_secret(client, namespace, shared).await {
             Ok(()) => return,
             Err(e) => {
@@ -342,6 +429,11 @@ async fn share(client: &Client, namespace: &str, shared: &SharedCert, due: tokio
             }
         }
     }
+}
+
+/// Whether this replica may still write (always, without a Lease).
+fn still_leading(leading: Option<&watch::Receiver<bool>>) -> bool {
+    leading.is_none_or(|rx| *rx.borrow())
 }
 
 /// A follower serves whatever the Secret holds, as soon as it changes. Runs until dropped.
@@ -416,6 +508,12 @@ mod tests {
         assert_eq!(config.webhook, "cfg");
         assert_eq!(config.hosts, ["svc"]);
         assert!(!config.elector);
+        assert_eq!(config.mode, LeaderElectionMode::ConfigMap);
+        server.leader_election_mode = LeaderElectionMode::Lease;
+        server.use_leader_elector = true;
+        let config = AutoTlsConfig::from_env(&server, &env(&[])).unwrap();
+        assert!(config.elector);
+        assert_eq!(config.mode, LeaderElectionMode::Lease);
     }
 
     #[test]

@@ -24,6 +24,17 @@ pub enum Invocation {
         /// `--output`.
         output: Output,
     },
+    /// Render every pod template of some manifests and report errors and warnings.
+    Lint {
+        /// Resolved settings.
+        settings: Box<Settings>,
+        /// `-f FILE` (repeatable); stdin when absent.
+        files: Vec<String>,
+        /// `--namespace`: overrides the objects' namespaces.
+        namespace: Option<String>,
+        /// `--strict`: warnings fail the run too.
+        strict: bool,
+    },
     /// Write a dev CA and a serving certificate for disk mode.
     GenCerts {
         /// `--hosts`: the serving certificate's SANs (IPs and DNS names).
@@ -108,6 +119,30 @@ pub fn command() -> Command {
                         .help("What to print"),
                 ),
         ))
+        .subcommand(with_settings(
+            Command::new("lint")
+                .about("Check the vault.hashicorp.com annotations of Pods and workload templates (Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs) offline: lint [FILE...] or -f FILE; stdin when none")
+                .arg(
+                    Arg::new("file")
+                        .short('f')
+                        .long("file")
+                        .value_name("FILE")
+                        .action(ArgAction::Append)
+                        .help("Manifest file (multi-document YAML or JSON; repeatable); stdin when absent"),
+                )
+                .arg(
+                    Arg::new("namespace")
+                        .long("namespace")
+                        .value_name("NS")
+                        .help("Request namespace for every object (default: each object's, else `default`)"),
+                )
+                .arg(
+                    Arg::new("strict")
+                        .long("strict")
+                        .action(ArgAction::SetTrue)
+                        .help("Exit non-zero on warnings too"),
+                ),
+        ))
         .subcommand(
             Command::new("gen-certs")
                 .about("Write a dev CA (ca.crt) and a serving certificate and key (tls.crt, tls.key) for AGENT_INJECT_TLS_CERT_FILE/KEY_FILE")
@@ -153,6 +188,17 @@ pub fn parse(
             file: m.get_one::<String>("file").cloned(),
             namespace: m.get_one::<String>("namespace").cloned(),
             output: m.get_one::<Output>("output").copied().unwrap_or_default(),
+        }),
+        Some(("lint", m)) => Ok(Invocation::Lint {
+            settings: Box::new(settings(m, env)?),
+            // `lint a.yaml b.yaml` as well as `lint -f a.yaml`: positionals land in the
+            // trailing argument that `serve` ignores.
+            files: ["file", "ignored"]
+                .iter()
+                .flat_map(|id| m.get_many::<String>(id).into_iter().flatten().cloned())
+                .collect(),
+            namespace: m.get_one::<String>("namespace").cloned(),
+            strict: m.get_flag("strict"),
         }),
         Some(("gen-certs", m)) => Ok(Invocation::GenCerts {
             hosts: m

@@ -4,7 +4,7 @@ use std::io::Read as _;
 use std::process::ExitCode;
 
 use vault_injector::cli::{self, CliError, Invocation};
-use vault_injector::{autotls, logging, render, server};
+use vault_injector::{autotls, lint, logging, render, server};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -41,6 +41,70 @@ fn main() -> ExitCode {
             namespace,
             output,
         } => run_render(&settings, file.as_deref(), namespace.as_deref(), output),
+        Invocation::Lint {
+            settings,
+            files,
+            namespace,
+            strict,
+        } => run_lint(&settings, &files, namespace.as_deref(), strict),
+    }
+}
+
+/// `lint`: findings on stdout, one per line; a summary on stderr. Exit 1 on errors (and on
+/// warnings with `--strict`), 2 on unreadable input.
+fn run_lint(
+    settings: &vault_injector::settings::Settings,
+    files: &[String],
+    namespace: Option<&str>,
+    strict: bool,
+) -> ExitCode {
+    let mut inputs = Vec::new();
+    if files.is_empty() {
+        let mut text = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+            eprintln!("<stdin>: cannot read: {e}");
+            return ExitCode::from(2);
+        }
+        inputs.push(("<stdin>".to_owned(), text));
+    }
+    for path in files {
+        match std::fs::read_to_string(path) {
+            Ok(text) => inputs.push((path.clone(), text)),
+            Err(e) => {
+                eprintln!("{path}: cannot read: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let (mut checked, mut errors, mut warnings) = (0, 0, 0);
+    for (name, text) in &inputs {
+        let report = match lint::lint(text, name, namespace, &settings.agent) {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        };
+        checked += report.checked;
+        for finding in &report.findings {
+            println!("{finding}");
+            match finding.severity {
+                lint::Severity::Error => errors += 1,
+                lint::Severity::Warning => warnings += 1,
+            }
+        }
+    }
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    eprintln!(
+        "lint: {} checked, {}, {}",
+        plural(checked, "pod template"),
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    );
+    if errors > 0 || (strict && warnings > 0) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

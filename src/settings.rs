@@ -121,6 +121,7 @@ pub const SETTINGS: &[Setting] = &[
     aliased(s("tls-cipher-suites", "AGENT_INJECT_TLS_CIPHER_SUITES", "", Kind::Str, "Comma list of TLS 1.2 cipher suites"), "TLS_CIPHER_SUITES"),
     s("telemetry-path", "AGENT_INJECT_TELEMETRY_PATH", "", Kind::Str, "Path for Prometheus metrics (off when empty)"),
     s("use-leader-elector", "AGENT_INJECT_USE_LEADER_ELECTOR", "false", Kind::Bool, "Coordinate certificates between replicas"),
+    s("leader-election-mode", "AGENT_INJECT_LEADER_ELECTION_MODE", "configmap", Kind::Str, "With -use-leader-elector: configmap (upstream's leader-for-life lock) or lease (coordination.k8s.io Lease, bounded failover)"),
 ];
 
 /// The agent image upstream v1.7.6 defaults to.
@@ -152,6 +153,9 @@ pub enum SettingsError {
     /// TLS version or cipher list problems.
     #[error("Failed to configure TLS: {0}")]
     Tls(String),
+    /// `-leader-election-mode` is neither `configmap` nor `lease`.
+    #[error("Invalid leader election mode: {} (must be configmap or lease)", goparse::go_quote(.0))]
+    LeaderElectionMode(String),
 }
 
 /// Raw values keyed by env var name, after flag and env precedence has been applied.
@@ -297,8 +301,32 @@ pub struct ServerSettings {
     pub telemetry_path: String,
     /// `-use-leader-elector`.
     pub use_leader_elector: bool,
+    /// `-leader-election-mode` (not upstream): how replicas elect the certificate manager.
+    pub leader_election_mode: LeaderElectionMode,
     /// Things accepted for compatibility that this build cannot honour, to be logged at start.
     pub warnings: Vec<String>,
+}
+
+/// How replicas elect the one that manages the certificate (`-leader-election-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LeaderElectionMode {
+    /// Upstream's leader-for-life ConfigMap lock `vault-k8s-leader` (drop-in, the default).
+    #[default]
+    ConfigMap,
+    /// A `coordination.k8s.io/v1` Lease `vault-k8s-leader`: a dead leader is replaced within
+    /// a bounded time, and a leader that cannot renew steps down (needs Lease RBAC).
+    Lease,
+}
+
+impl LeaderElectionMode {
+    /// Parses `configmap` or `lease` (exact, lowercase).
+    pub fn parse(v: &str) -> Result<Self, SettingsError> {
+        match v {
+            "configmap" => Ok(Self::ConfigMap),
+            "lease" => Ok(Self::Lease),
+            other => Err(SettingsError::LeaderElectionMode(other.to_owned())),
+        }
+    }
 }
 
 /// Injector log levels, hclog's set.
@@ -456,6 +484,8 @@ impl Settings {
         };
         let tls_cipher_suites =
             parse_cipher_suites(raw.get("AGENT_INJECT_TLS_CIPHER_SUITES"), &mut warnings)?;
+        let leader_election_mode =
+            LeaderElectionMode::parse(raw.get("AGENT_INJECT_LEADER_ELECTION_MODE"))?;
 
         Ok(Self {
             agent: AgentDefaults {
@@ -503,6 +533,7 @@ impl Settings {
                 tls_cipher_suites,
                 telemetry_path: raw.string("AGENT_INJECT_TELEMETRY_PATH"),
                 use_leader_elector,
+                leader_election_mode,
                 warnings,
             },
         })
@@ -605,6 +636,42 @@ mod tests {
         assert_eq!(s.server.log_level, LogLevel::Info);
         assert!(!s.server.log_json);
         assert!(!s.server.use_leader_elector);
+        assert_eq!(s.server.leader_election_mode, LeaderElectionMode::ConfigMap);
+    }
+
+    #[test]
+    fn leader_election_mode_is_configmap_or_lease() {
+        let s = resolve(
+            &[
+                ("vault-address", "http://v"),
+                ("leader-election-mode", "lease"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.server.leader_election_mode, LeaderElectionMode::Lease);
+        let s = resolve(
+            &[
+                ("vault-address", "http://v"),
+                ("leader-election-mode", "lease"),
+            ],
+            &[("AGENT_INJECT_LEADER_ELECTION_MODE", "configmap")],
+        )
+        .unwrap();
+        assert_eq!(s.server.leader_election_mode, LeaderElectionMode::ConfigMap);
+        for bad in ["Lease", "leases", " lease"] {
+            let err = resolve(
+                &[("vault-address", "http://v")],
+                &[("AGENT_INJECT_LEADER_ELECTION_MODE", bad)],
+            )
+            .unwrap_err();
+            assert_eq!(err, SettingsError::LeaderElectionMode(bad.to_owned()));
+            assert!(
+                err.to_string()
+                    .starts_with("Invalid leader election mode: \""),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -632,6 +699,7 @@ mod tests {
                 "AGENT_INJECT_LOG_LEVEL" => "debug",
                 "AGENT_INJECT_TLS_MIN_VERSION" => "tls13",
                 "AGENT_INJECT_TLS_CIPHER_SUITES" => "TLS_AES_128_GCM_SHA256",
+                "AGENT_INJECT_LEADER_ELECTION_MODE" => "lease",
                 _ => "from-env",
             };
             // The setting under test goes in last, so it wins even for the Vault address.

@@ -131,7 +131,7 @@ if [ "${#filters[@]}" = 0 ]; then run_tls=1; fi
 for f in "${filters[@]}"; do [[ tls == *"$f"* ]] && run_tls=1; done
 if [ -n "$run_tls" ]; then
   e2e_teardown
-  e2e_say "=== tls.sh (auto-TLS: caBundle, rotation, replicas, stale locks)"
+  e2e_say "=== tls.sh (auto-TLS: caBundle, rotation, replicas, stale locks, Lease mode)"
   ts=$SECONDS
   if env -u E2E_STATE "$E2E_DIR/tls.sh"; then
     passed=$((passed + 1))

@@ -1,0 +1,140 @@
+//! Admission warnings (beyond upstream): the production failure modes of dynamic secrets that
+//! an injected pod's annotations already reveal. Warnings never change the patch; the API server
+//! shows them to whoever created the object (`kubectl` prints `Warning: ...`).
+//!
+//! Each warning is one short sentence that names the annotation to change.
+
+use crate::annotations::{AgentRequest, Secret, keys};
+
+/// Path segments of Vault/OpenBao secret engines that hand out leased, expiring credentials.
+const LEASED_SEGMENTS: &[&str] = &["creds", "sts", "issue", "static-creds"];
+
+/// Whether a Vault path reads leased credentials (`database/creds/app`, `aws/sts/deploy`, ...).
+/// KV paths (`secret/data/...`, `kv/...`) are static.
+pub fn is_dynamic_path(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // The mount is the first segment; the leased endpoint is one of the later ones.
+    segments.len() >= 3
+        && segments[1..segments.len() - 1]
+            .iter()
+            .any(|s| LEASED_SEGMENTS.contains(s))
+}
+
+/// The Vault paths a secret reads: its `agent-inject-secret-*` path and every `secret "..."` call
+/// in its inline template.
+fn secret_paths(s: &Secret) -> Vec<String> {
+    let mut paths = Vec::new();
+    if !s.path.is_empty() {
+        paths.push(s.path.clone());
+    }
+    let mut rest = s.template.as_str();
+    while let Some(i) = rest.find("secret") {
+        rest = &rest[i + "secret".len()..];
+        let trimmed = rest.trim_start();
+        if let Some(quoted) = trimmed.strip_prefix('"')
+            && let Some(end) = quoted.find('"')
+        {
+            paths.push(quoted[..end].to_owned());
+        }
+    }
+    paths
+}
+
+/// Warnings for an injected pod, in a fixed order.
+pub fn for_request(r: &AgentRequest) -> Vec<String> {
+    let mut out = Vec::new();
+    let dynamic: Vec<&Secret> = r
+        .secrets
+        .iter()
+        .filter(|s| secret_paths(s).iter().any(|p| is_dynamic_path(p)))
+        .collect();
+    let has_sidecar = !r.pre_populate_only;
+    if !dynamic.is_empty() && r.pre_populate_only {
+        out.push(format!(
+            "{}: dynamic secret {} is rendered once by the init container only; nothing renews its lease, so it stops working when the lease expires",
+            keys::PRE_POPULATE_ONLY,
+            quoted(&dynamic[0].name)
+        ));
+    }
+    if has_sidecar && r.share_process_namespace != Some(true) {
+        for s in dynamic.iter().filter(|s| s.command.is_empty()) {
+            out.push(format!(
+                "{}-{}: dynamic secret {} rotates with no command to signal the app; it must re-read the file and recycle pooled connections before the lease expires",
+                keys::COMMAND,
+                s.raw_name,
+                quoted(&s.name)
+            ));
+        }
+    }
+    if !dynamic.is_empty() && r.pre_populate && has_sidecar && !r.cache.enable {
+        out.push(format!(
+            "{}: init container and sidecar each lease their own credentials without the agent cache; set it to \"true\" so the sidecar renews the lease the app started with",
+            keys::CACHE_ENABLE
+        ));
+    }
+    if r.vault.tls_skip_verify {
+        out.push(format!(
+            "{}: the agent does not verify Vault's certificate; mount the CA (tls-secret, ca-cert) instead",
+            keys::TLS_SKIP_VERIFY
+        ));
+    }
+    if r.set_security_context && r.run_as_user == 0 {
+        out.push(format!(
+            "{}: the agent containers run as root (uid 0); use a non-zero uid",
+            keys::RUN_AS_USER
+        ));
+    }
+    out
+}
+
+fn quoted(name: &str) -> String {
+    format!("{name:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leased_engine_paths_are_dynamic_and_kv_paths_are_not() {
+        for p in [
+            "database/creds/app",
+            "aws/creds/deploy",
+            "aws/sts/deploy",
+            "team/db/creds/x",
+            "pki/issue/web",
+            "/database/creds/app",
+        ] {
+            assert!(is_dynamic_path(p), "{p}");
+        }
+        for p in [
+            "secret/data/app",
+            "kv/creds",
+            "creds/x",
+            "database/config/x",
+            "",
+            "kv/data/creds",
+        ] {
+            assert!(!is_dynamic_path(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn template_secret_calls_are_found() {
+        let s = Secret {
+            name: "db".into(),
+            raw_name: "db".into(),
+            path: String::new(),
+            template: r#"{{- with secret "database/creds/web" -}}{{ .Data.username }}{{ end }}{{ with secret  "kv/data/x" }}{{ end }}"#.into(),
+            template_file: String::new(),
+            mount_path: "/vault/secrets".into(),
+            command: String::new(),
+            left_delimiter: String::new(),
+            right_delimiter: String::new(),
+            file: String::new(),
+            perms: String::new(),
+            error_on_missing_key: false,
+        };
+        assert_eq!(secret_paths(&s), ["database/creds/web", "kv/data/x"]);
+    }
+}
