@@ -21,6 +21,11 @@
 #       (its Pod is left alone: a Lease expires on its own) while pods are created: zero
 #       failures, the survivor takes the Lease within the documented bound (15 s lease + 2 x
 #       2.2 s retry = 19.4 s; measured), takes over the certificate, and a renewal still works.
+#   t6  file mode (AGENT_INJECT_TLS_CERT_FILE/KEY_FILE in a kubelet-style Secret volume: files
+#       behind a `..data` symlink that is swapped atomically): with failurePolicy Fail and the
+#       test CA as caBundle, pods are created while the files are swapped to a new leaf (time
+#       until it is served measured) and then to a mismatched cert/key pair, which is logged
+#       while the previous leaf keeps serving: zero failures.
 #
 # The apiserver reaches the replicas through tls/tcp-proxy.py (a stand-in for the Service:
 # round robin per connection, dead backends skipped). Figures are printed as `tls-figure: ...`.
@@ -424,6 +429,63 @@ t5_lease_failover() {
   sed -i '1,$d' "$T/backends"
 }
 
+# kubelet_swap DIR NAME CERT KEY: put CERT and KEY in DIR/..NAME and re-point DIR/..data at it
+# with one rename, as the kubelet updates a Secret volume.
+kubelet_swap() {
+  local dir="$1" name="$2"
+  mkdir -p "$dir/..$name"
+  cp "$3" "$dir/..$name/tls.crt"
+  cp "$4" "$dir/..$name/tls.key"
+  ln -sfn "..$name" "$dir/..data_tmp"
+  mv -T "$dir/..data_tmp" "$dir/..data"
+}
+
+t6_file_mode_swap() {
+  e2e_say "=== t6: file mode, kubelet-style swap of the certificate files under load"
+  local dir="$T/file-tls" port pki="$E2E_STATE/pki" want_serial t0 elapsed
+  e2e_cert t6-a vault-agent-injector-svc "" "IP:127.0.0.1,DNS:vault-agent-injector-svc.vault.svc"
+  e2e_cert t6-b vault-agent-injector-svc "" "IP:127.0.0.1,DNS:vault-agent-injector-svc.vault.svc"
+  mkdir -p "$dir"
+  kubelet_swap "$dir" first "$pki/t6-a.crt" "$pki/t6-a.key"
+  ln -sfn ..data/tls.crt "$dir/tls.crt"
+  ln -sfn ..data/tls.key "$dir/tls.key"
+  # The webhook trusts the test CA, which signed both leaves.
+  KUBECTL patch mutatingwebhookconfiguration "$WEBHOOK" --type=json \
+    -p "[{\"op\":\"replace\",\"path\":\"/webhooks/0/clientConfig/caBundle\",\"value\":\"$(base64 -w0 < "$pki/ca.crt")\"}]" >&2
+  port="$(e2e_free_port)"
+  e2e_spawn inj-file env -i PATH=/usr/bin:/bin AGENT_INJECT_LISTEN="127.0.0.1:$port" \
+    AGENT_INJECT_VAULT_ADDR=http://127.0.0.1:8200 AGENT_INJECT_LOG_LEVEL=debug \
+    AGENT_INJECT_TLS_CERT_FILE="$dir/tls.crt" AGENT_INJECT_TLS_KEY_FILE="$dir/tls.key" \
+    "$E2E_INJECTOR_BIN" agent-inject "2>&1"
+  wait_for 30 "the file-mode injector is ready" curl -fsS --max-time 5 --cacert "$pki/ca.crt" "https://127.0.0.1:$port/health/ready"
+  echo "$port" > "$T/backends"
+  [ "$(serial "$port")" = "$(openssl x509 -in "$pki/t6-a.crt" -noout -serial | cut -d= -f2)" ] || fail "t6: not serving the first leaf"
+
+  load_start t6
+  sleep 2
+  want_serial="$(openssl x509 -in "$pki/t6-b.crt" -noout -serial | cut -d= -f2)"
+  t0=$(now_ms)
+  kubelet_swap "$dir" second "$pki/t6-b.crt" "$pki/t6-b.key"
+  until [ "$(serial "$port")" = "$want_serial" ]; do
+    [ $(( $(now_ms) - t0 )) -lt 10000 ] || fail "t6: the swapped certificate was not served within 10 s"
+    sleep 0.05
+  done
+  elapsed=$(( $(now_ms) - t0 ))
+  figure "t6: kubelet-style ..data swap served to new connections after $elapsed ms (poll step 50 ms plus one handshake)"
+  sleep 2
+  # A mismatched pair (the first leaf with the second key): logged, the current leaf stays.
+  kubelet_swap "$dir" broken "$pki/t6-a.crt" "$pki/t6-b.key"
+  wait_for 10 "the mismatched pair is logged" grep -q 'keeping the current one' "$E2E_STATE/logs/inj-file.log"
+  sleep 1
+  [ "$(serial "$port")" = "$want_serial" ] || fail "t6: a mismatched pair replaced the serving certificate"
+  curl -fsS --max-time 5 --cacert "$pki/ca.crt" "https://127.0.0.1:$port/health/ready" >/dev/null || fail "t6: not serving after the bad swap"
+  figure "t6: mismatched cert/key pair logged; the previous leaf kept serving"
+  sleep 2
+  load_stop t6
+  e2e_stop inj-file
+  sed -i '1,$d' "$T/backends"
+}
+
 ran=0
 want t1 && { t1_one_replica; ran=$((ran + 1)); }
 if want t2; then
@@ -439,4 +501,5 @@ if want t4; then
   ran=$((ran + 1))
 fi
 want t5 && { t5_lease_failover; ran=$((ran + 1)); }
+want t6 && { t6_file_mode_swap; ran=$((ran + 1)); }
 e2e_say "tls: $ran tests passed"
