@@ -34,8 +34,10 @@ kubectl config use-context "kind-$CLUSTER"
 
 chart="$ROOT/charts/vault-injector"
 if [ -f "$chart/Chart.yaml" ] && command -v helm >/dev/null; then
-  helm install vault-injector "$chart" --namespace vault --create-namespace \
-    --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" --wait
+  # Release `vault`: objects named like webhook-config/ (vault-agent-injector, -cfg, -svc);
+  # opt-in namespaces as in webhook-config/ (scenario s2 relies on it).
+  helm install vault "$chart" --namespace vault --create-namespace --set injector.namespaceOptIn=true \
+    --set injector.image.repository="${IMAGE%:*}" --set injector.image.tag="${IMAGE##*:}" --wait
   dep="$(kubectl -n vault get deploy -o name | head -n1)"
 else
   # webhook-config/ as is, with the image and a Vault address that exists nowhere (the
