@@ -11,7 +11,8 @@
 # into it and execs COMMAND with setpriv as UID:GID. The environment is passed through
 # unchanged: the caller sets exactly the container's env (env -i ...). Nothing is mounted or
 # created outside the new namespace, so the host's / is never changed, and the mounts vanish
-# with the process.
+# with the process. A mountPath under /etc (the chart's /etc/webhook/certs) turns /etc into an
+# overlay of the host's /etc with its upper layer on a tmpfs.
 #
 # Programs that an image would carry are bound under /e2e-bin (PATH starts there). Used by
 # scenario 5 (the injected vault-agent-init / vault-agent containers, with `vault` bound at
@@ -61,6 +62,22 @@ done
 mkdir -m 1777 "$root/tmp"
 mount -t tmpfs -o mode=1777,size=64m fake-kubelet-tmp "$root/tmp"
 
+etc_overlay=""
+overlay_etc() {
+  local subs
+  subs="$(findmnt -rn -o TARGET | grep '^/etc/' || true)"
+  umount -R "$root/etc"
+  mount -t tmpfs -o mode=0755,size=8m fake-kubelet-etc "$root/etc"
+  mkdir "$root/etc/upper" "$root/etc/work" "$root/etc/overlay"
+  mount -t overlay fake-kubelet-etc-overlay \
+    -o "lowerdir=/etc,upperdir=$root/etc/upper,workdir=$root/etc/work" "$root/etc/overlay"
+  # the overlay on top of the tmpfs that holds its upper layer (now hidden)
+  mount --move "$root/etc/overlay" "$root/etc"
+  local m
+  for m in $subs; do [ -e "$root$m" ] && mount --bind "$m" "$root$m"; done
+  etc_overlay=1
+}
+
 for b in "${binds[@]}"; do
   src="${b%%:*}"
   rest="${b#*:}"
@@ -76,6 +93,11 @@ for b in "${binds[@]}"; do
     anc="$(dirname "$target")"
     while ! [ -e "$anc" ]; do anc="$(dirname "$anc")"; done
     mnt="$(findmnt -n -o TARGET -T "$anc" | tail -n1)"
+    # Under /etc (the chart's /etc/webhook/certs), /etc becomes an overlay of the host's /etc
+    # whose upper layer is a tmpfs, so that the mount point is made there and not on the host.
+    case "$mnt/" in
+      "$root/etc/"*) [ -n "$etc_overlay" ] || overlay_etc; mnt="$root" ;;
+    esac
     for d in bin sbin lib lib32 lib64 libx32 usr etc opt dev proc sys; do
       case "$mnt/" in
         "$root/$d/"*) echo "fake-kubelet: mount point $dst would be inside the host's /$d" >&2; exit 2 ;;

@@ -356,11 +356,45 @@ e2e_webhook_config_rewrite() {
 
 e2e_webhook_config_apply() {
   local url="https://127.0.0.1:$E2E_INJECTOR_PORT/mutate" f
+  if [ "${E2E_INJECTOR_FROM:-}" = chart ]; then e2e_chart_apply; return; fi
   mkdir -p "$E2E_STATE/webhook-config"
   for f in "$E2E_ROOT"/webhook-config/*.yaml; do
     e2e_webhook_config_rewrite "$url" "$E2E_STATE/pki/ca.crt" < "$f" > "$E2E_STATE/webhook-config/$(basename "$f")" || return 1
   done
   "$E2E_KUBECTL" apply -f "$E2E_STATE/webhook-config/" >&2
+}
+
+# E2E_INJECTOR_FROM=chart: charts/vault-injector instead of webhook-config/. `helm template`
+# (release and namespace `vault`, the apiserver's version) with values that fit the harness:
+# OpenBao as externalVaultAddr, opt-in namespaces, metrics on, the loopback port as
+# injector.port, disk-mode certs (certs.secretName; the chart mounts them at
+# /etc/webhook/certs). Every rendered object but the Deployment (and the ServiceMonitor) is
+# applied, the webhook's clientConfig rewritten as above; chart-injector.py takes the
+# Deployment's container env and args (fieldRefs resolved, $(VAR) expanded as the kubelet
+# does), securityContext and ServiceAccount, which e2e_injector_start then uses unchanged.
+E2E_CHART_POD_NAME=vault-agent-injector-5c4f8d7b9-e2e00
+
+e2e_chart_apply() {
+  local c="$E2E_STATE/chart" url="https://127.0.0.1:$E2E_INJECTOR_PORT/mutate"
+  [ -z "${E2E_INJECTOR_DIRECT:-}" ] || { e2e_die "E2E_INJECTOR_FROM=chart needs the pod-like injector (unset E2E_INJECTOR_DIRECT)"; return 1; }
+  [ -n "${E2E_HELM:-}" ] || e2e_bin_all helm
+  mkdir -p "$c"
+  "$E2E_HELM" template vault "$E2E_ROOT/charts/vault-injector" --namespace vault \
+    --kube-version "${E2E_K8S_VERSION#v}" \
+    --set-string injector.externalVaultAddr="$E2E_VAULT_ADDR" \
+    --set injector.namespaceOptIn=true \
+    --set injector.metrics.enabled=true \
+    --set injector.port="$E2E_INJECTOR_PORT" \
+    --set injector.certs.secretName=vault-injector-e2e-tls \
+    --set-string injector.logLevel="${E2E_INJECTOR_LOG_LEVEL:-debug}" \
+    > "$c/rendered.yaml" || return 1
+  python3 "$E2E_DIR/chart-injector.py" "$c/rendered.yaml" "$c" "$E2E_CHART_POD_NAME" \
+    KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT="$E2E_API_PORT" \
+    KUBERNETES_SERVICE_PORT_HTTPS="$E2E_API_PORT" || return 1
+  e2e_webhook_config_rewrite "$url" "$E2E_STATE/pki/ca.crt" < "$c/apply.yaml" > "$c/apply-rewritten.yaml" || return 1
+  # as `helm install --create-namespace` would
+  "$E2E_KUBECTL" create namespace vault >&2 || return 1
+  "$E2E_KUBECTL" apply -f "$c/apply-rewritten.yaml" >&2
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -373,15 +407,19 @@ e2e_webhook_config_apply() {
 
 e2e_injector_prepare() {
   E2E_INJECTOR_PORT="${E2E_INJECTOR_PORT:-$(e2e_free_port)}"
-  local sa="$E2E_STATE/injector/serviceaccount" token
+  local sa="$E2E_STATE/injector/serviceaccount" token sa_name=vault-injector
+  if [ "${E2E_INJECTOR_FROM:-}" = chart ]; then
+    # shellcheck source=/dev/null
+    sa_name="$(. "$E2E_STATE/chart/pod.sh" && echo "$CHART_SA")"
+  fi
   mkdir -p "$sa" "$E2E_STATE/injector/tls"
   cp "$E2E_STATE/pki/injector.crt" "$E2E_STATE/injector/tls/tls.crt"
   cp "$E2E_STATE/pki/injector.key" "$E2E_STATE/injector/tls/tls.key"
   cp "$E2E_STATE/pki/ca.crt" "$E2E_STATE/injector/tls/ca.crt"
   chown -R 100:1000 "$E2E_STATE/injector/tls"
   chmod 0750 "$E2E_STATE/injector/tls"
-  e2e_wait - 60 "$E2E_KUBECTL" -n vault get serviceaccount vault-injector || return 1
-  token="$("$E2E_KUBECTL" -n vault create token vault-injector --duration=24h)" || return 1
+  e2e_wait - 60 "$E2E_KUBECTL" -n vault get serviceaccount "$sa_name" || return 1
+  token="$("$E2E_KUBECTL" -n vault create token "$sa_name" --duration=24h)" || return 1
   printf '%s' "$token" > "$sa/token"
   cp "$E2E_STATE/pki/ca.crt" "$sa/ca.crt"
   printf vault > "$sa/namespace"
@@ -395,8 +433,12 @@ e2e_injector_prepare() {
 e2e_injector_start() {
   local tls="/var/run/vault-injector/tls"
   [ -n "${E2E_INJECTOR_DIRECT:-}" ] && tls="$E2E_STATE/injector/tls"
-  e2e_injector_spawn injector "$E2E_INJECTOR_PORT" \
-    AGENT_INJECT_TLS_CERT_FILE="$tls/tls.crt" AGENT_INJECT_TLS_KEY_FILE="$tls/tls.key" || return 1
+  if [ "${E2E_INJECTOR_FROM:-}" = chart ]; then
+    e2e_injector_spawn_chart injector || return 1
+  else
+    e2e_injector_spawn injector "$E2E_INJECTOR_PORT" \
+      AGENT_INJECT_TLS_CERT_FILE="$tls/tls.crt" AGENT_INJECT_TLS_KEY_FILE="$tls/tls.key" || return 1
+  fi
   e2e_wait injector 60 curl -fsS --cacert "$E2E_STATE/pki/ca.crt" \
     "https://127.0.0.1:$E2E_INJECTOR_PORT/health/ready"
 }
@@ -437,6 +479,33 @@ e2e_injector_spawn() {
   fi
 }
 
+# e2e_injector_spawn_chart NAME: the chart's container (E2E_INJECTOR_FROM=chart): exactly the
+# env and args chart-injector.py took from the rendered Deployment, plus what the kubelet and
+# the image add (PATH, HOSTNAME, KUBERNETES_SERVICE_*); its securityContext; the certificate
+# files at the Secret volume's mountPath; the chart ServiceAccount's token. Does not wait.
+e2e_injector_spawn_chart() {
+  local name="$1" bin="${E2E_INJECTOR_BIN:?}" c="$E2E_STATE/chart"
+  local CHART_SA CHART_USER CHART_NNP CHART_RO_ROOT CHART_CERTS_DIR
+  # shellcheck source=/dev/null
+  . "$c/pod.sh"
+  local -a envs args kubelet=(--user "$CHART_USER")
+  mapfile -d '' -t envs < "$c/env"
+  mapfile -d '' -t args < "$c/args"
+  [ -n "$CHART_NNP" ] && kubelet+=(--no-new-privs)
+  [ -n "$CHART_RO_ROOT" ] && kubelet+=(--read-only-root)
+  [ -n "$CHART_CERTS_DIR" ] && kubelet+=(--bind "$E2E_STATE/injector/tls:$CHART_CERTS_DIR:ro")
+  e2e_spawn "$name" env -i \
+    PATH=/e2e-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOSTNAME="$E2E_CHART_POD_NAME" \
+    KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT="$E2E_API_PORT" \
+    KUBERNETES_SERVICE_PORT_HTTPS="$E2E_API_PORT" \
+    "${envs[@]}" \
+    "$E2E_DIR/fake-kubelet.sh" "${kubelet[@]}" \
+      --bind "$bin:/e2e-bin/vault-injector:ro" \
+      --bind "$E2E_STATE/injector/serviceaccount:/var/run/secrets/kubernetes.io/serviceaccount:ro" \
+      -- /e2e-bin/vault-injector "${args[@]}"
+}
+
 e2e_injector_stop() { e2e_stop injector; }
 
 # ---------------------------------------------------------------------------------------------
@@ -449,7 +518,8 @@ e2e_save_env() {
              E2E_ETCD_PORT E2E_KUBECTL E2E_ETCD E2E_KUBE_APISERVER E2E_KUBE_CONTROLLER_MANAGER \
              E2E_BAO E2E_VAULT E2E_OPENBAO_BIN_DIR E2E_OPENBAO_VERSION E2E_VAULT_ADDR E2E_VAULT_TOKEN \
              E2E_PG_BIN_DIR E2E_PG_HOST E2E_PG_PORT E2E_PG_ADMIN_USER E2E_PG_ADMIN_PASSWORD \
-             E2E_PG_DATABASE E2E_PG_SOCKET_DIR E2E_INJECTOR_BIN E2E_INJECTOR_PORT E2E_INJECTOR_DIRECT; do
+             E2E_PG_DATABASE E2E_PG_SOCKET_DIR E2E_INJECTOR_BIN E2E_INJECTOR_PORT E2E_INJECTOR_DIRECT \
+             E2E_INJECTOR_FROM; do
       [ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
     done
     if [ -n "${E2E_INJECTOR_PORT:-}" ]; then

@@ -16,7 +16,10 @@
 #
 # Environment: E2E_INJECTOR_BIN (use this binary instead of building one), E2E_KEEP_STATE=1
 # (keep the temp dir with logs), E2E_STATE (use this dir), E2E_INJECTOR_DIRECT=1 (run the
-# injector as a plain process with a KUBECONFIG instead of a pod-like mount namespace).
+# injector as a plain process with a KUBECONFIG instead of a pod-like mount namespace),
+# E2E_INJECTOR_FROM=chart (apply charts/vault-injector's rendered objects instead of
+# webhook-config/ and run the injector with exactly the env and args of the chart's Deployment;
+# needs helm from bin.sh; .ci/run does this for s1-s4).
 set -euo pipefail
 E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=lib.sh
@@ -29,6 +32,11 @@ filters=("$@")
 # 1. components
 e2e_say "components (cached in $E2E_BIN_DIR)"
 e2e_bin_all etcd openbao postgresql kube-apiserver kube-controller-manager kubectl
+case "${E2E_INJECTOR_FROM:-}" in
+  "") ;;
+  chart) e2e_bin_all helm ;;
+  *) e2e_die "E2E_INJECTOR_FROM must be empty or 'chart', not '$E2E_INJECTOR_FROM'" ;;
+esac
 t_bins=$((SECONDS - t_start))
 
 # 2. the injector and the scenarios
