@@ -18,7 +18,7 @@ use thiserror::Error;
 use crate::goparse::{
     self, NumError, parse_bool, parse_duration, parse_float64, parse_int64, parse_uint64,
 };
-use crate::settings::{AgentDefaults, DEFAULT_AGENT_IMAGE};
+use crate::settings::{AgentDefaults, DEFAULT_AGENT_IMAGE, split_list};
 
 /// Every annotation key the injector reads (and the one it writes).
 pub mod keys {
@@ -808,16 +808,9 @@ impl Parser<'_> {
             })?,
         };
         let enable_quit = self.bool_or(keys::ENABLE_QUIT, false)?;
-        let split_nonempty = |key: &str| {
-            let raw = self.string(key);
-            if raw.is_empty() {
-                Vec::new()
-            } else {
-                raw.split(',').map(str::to_owned).collect()
-            }
-        };
-        let disable_idle_connections = split_nonempty(keys::DISABLE_IDLE_CONNECTIONS);
-        let disable_keep_alives = split_nonempty(keys::DISABLE_KEEP_ALIVES);
+        // Split only when non-empty, as upstream: an empty value leaves the key out entirely.
+        let disable_idle_connections = split_list(&self.string(keys::DISABLE_IDLE_CONNECTIONS));
+        let disable_keep_alives = split_list(&self.string(keys::DISABLE_KEEP_ALIVES));
         let auto_auth_exit_on_err = self.bool_or(keys::AUTO_AUTH_EXIT_ON_ERR, false)?;
 
         Ok(AgentRequest {

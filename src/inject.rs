@@ -354,6 +354,13 @@ fn field_ref(name: &str, path: &str) -> EnvVar {
     }
 }
 
+/// Upstream sets these variables only when their value is non-empty.
+fn push_if_set(env: &mut Vec<EnvVar>, name: &str, value: &str) {
+    if !value.is_empty() {
+        env.push(plain(name, value));
+    }
+}
+
 fn plain(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
@@ -369,17 +376,12 @@ fn env_vars(r: &AgentRequest, init: bool) -> Result<Vec<EnvVar>, Refusal> {
         field_ref("HOST_IP", "status.hostIP"),
         field_ref("POD_IP", "status.podIP"),
     ];
-    let mut non_empty = |name: &str, value: &str| {
-        if !value.is_empty() {
-            env.push(plain(name, value));
-        }
-    };
-    non_empty("GOMAXPROCS", &r.env.go_max_procs);
-    non_empty("VAULT_CLIENT_TIMEOUT", &r.env.client_timeout);
-    non_empty("VAULT_MAX_RETRIES", &r.env.client_max_retries);
-    non_empty("VAULT_LOG_LEVEL", &r.env.log_level);
-    non_empty("VAULT_LOG_FORMAT", &r.env.log_format);
-    non_empty("HTTPS_PROXY", &r.env.proxy_address);
+    push_if_set(&mut env, "GOMAXPROCS", &r.env.go_max_procs);
+    push_if_set(&mut env, "VAULT_CLIENT_TIMEOUT", &r.env.client_timeout);
+    push_if_set(&mut env, "VAULT_MAX_RETRIES", &r.env.client_max_retries);
+    push_if_set(&mut env, "VAULT_LOG_LEVEL", &r.env.log_level);
+    push_if_set(&mut env, "VAULT_LOG_FORMAT", &r.env.log_format);
+    push_if_set(&mut env, "HTTPS_PROXY", &r.env.proxy_address);
     if r.config_map.is_empty() {
         let config = Config::build(r, init)
             .to_json()
@@ -387,23 +389,16 @@ fn env_vars(r: &AgentRequest, init: bool) -> Result<Vec<EnvVar>, Refusal> {
         env.push(plain("VAULT_CONFIG", &STANDARD.encode(config)));
     } else {
         let v = &r.vault;
-        let mut non_empty = |name: &str, value: &str| {
-            if !value.is_empty() {
-                env.push(plain(name, value));
-            }
-        };
-        non_empty("VAULT_ADDR", &v.address);
-        non_empty("VAULT_CACERT", &v.ca_cert);
-        non_empty("VAULT_CAPATH", &v.ca_key);
-        non_empty("VAULT_CLIENT_CERT", &v.client_cert);
-        non_empty("VAULT_CLIENT_KEY", &v.client_key);
+        push_if_set(&mut env, "VAULT_ADDR", &v.address);
+        push_if_set(&mut env, "VAULT_CACERT", &v.ca_cert);
+        push_if_set(&mut env, "VAULT_CAPATH", &v.ca_key);
+        push_if_set(&mut env, "VAULT_CLIENT_CERT", &v.client_cert);
+        push_if_set(&mut env, "VAULT_CLIENT_KEY", &v.client_key);
         env.push(plain(
             "VAULT_SKIP_VERIFY",
             if v.tls_skip_verify { "true" } else { "false" },
         ));
-        if !v.tls_server_name.is_empty() {
-            env.push(plain("VAULT_TLS_SERVER_NAME", &v.tls_server_name));
-        }
+        push_if_set(&mut env, "VAULT_TLS_SERVER_NAME", &v.tls_server_name);
     }
     if !r.env.ca_cert_bytes.is_empty() {
         env.push(plain(
