@@ -314,6 +314,26 @@ async fn s4_injector_down_ignore_creates_uninjected_fail_refuses() -> Result<()>
         );
 
         set_failure_policy(&client, "Fail").await?;
+        // The apiserver reads webhook configurations through an informer, so the new policy
+        // takes effect some milliseconds after the patch returns. Dry-run creations (webhooks
+        // with sideEffects None are called for them) show when it has.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let dry_run = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        while ns
+            .pods()
+            .create(&dry_run, &pod("refused", annotations.clone())?)
+            .await
+            .is_ok()
+        {
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "failurePolicy Fail not in effect 15 s after the patch: dry-run creations still pass"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         match ns
             .pods()
             .create(
