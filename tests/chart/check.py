@@ -336,51 +336,6 @@ def case_old_kube(objs, _):
     check("matchConditions" not in w, "no matchConditions before Kubernetes 1.28")
 
 
-def case_webhook_config(objs, _):
-    """The chart with values/webhook-config.yaml against the manifests in webhook-config/: the
-    same RBAC, args, env (webhook-config/ writes $(NAMESPACE) where the chart writes the
-    namespace, and sets NAMESPACE without the elector) and webhook, so the two do not drift.
-    Object names, labels and the ServiceAccount differ on purpose (webhook-config/ is modelled
-    on vault-k8s deploy/, the chart on vault-helm)."""
-    import glob
-    import os
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "webhook-config")
-    plain = {}
-    for f in sorted(glob.glob(os.path.join(root, "*.yaml"))):
-        with open(f) as fh:
-            for d in yaml.safe_load_all(fh):
-                if d:
-                    plain[d["kind"]] = d
-    dep, pod, c, w = common(objs, elector=False)
-    eq(objs[("ClusterRole", f"{P}-clusterrole")]["rules"], plain["ClusterRole"]["rules"], "ClusterRole rules vs webhook-config/")
-    pc = plain["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    eq(c.get("args"), pc.get("args"), "args vs webhook-config/")
-    chart_env = dict(env_pairs(c))
-    for name, value in env_pairs(pc):
-        if name == "NAMESPACE":
-            continue
-        if isinstance(value, str):
-            value = value.replace("$(NAMESPACE)", NS)
-        eq(chart_env.get(name), value, f"env {name} vs webhook-config/")
-    extra = set(chart_env) - {n for n, _ in env_pairs(pc)}
-    eq(sorted(extra), ["AGENT_INJECT_REVOKE_ON_SHUTDOWN", "AGENT_INJECT_TEMPLATE_CONFIG_EXIT_ON_RETRY_FAILURE"],
-       "env the chart adds (both at the binary's defaults)")
-    eq((chart_env.get("AGENT_INJECT_REVOKE_ON_SHUTDOWN"), chart_env.get("AGENT_INJECT_TEMPLATE_CONFIG_EXIT_ON_RETRY_FAILURE")),
-       ("false", "true"), "added env at the defaults")
-    for probe in ("livenessProbe", "readinessProbe"):
-        eq(c.get(probe), pc.get(probe), f"{probe} vs webhook-config/")
-    eq(c.get("securityContext"), pc.get("securityContext"), "container securityContext vs webhook-config/")
-    psc = dict(pod.get("securityContext", {}))
-    psc.pop("seccompProfile", None)
-    eq(psc, plain["Deployment"]["spec"]["template"]["spec"]["securityContext"], "pod securityContext vs webhook-config/")
-    pw = plain["MutatingWebhookConfiguration"]["webhooks"][0]
-    for k in ("name", "admissionReviewVersions", "sideEffects", "failurePolicy", "timeoutSeconds", "matchPolicy",
-              "rules", "namespaceSelector", "matchConditions"):
-        eq(w.get(k), pw.get(k), f"webhook {k} vs webhook-config/")
-    eq(w["clientConfig"]["service"]["path"], pw["clientConfig"]["service"]["path"], "webhook path")
-    eq(objs[("Service", f"{P}-svc")]["spec"]["ports"][0], plain["Service"]["spec"]["ports"][0], "Service https port")
-
-
 def case_disabled(objs, _):
     eq(sorted(objs), [], "injector.enabled=false renders nothing")
 
@@ -395,7 +350,6 @@ CASES = {
     "everything": case_everything,
     "kube-1.27": case_old_kube,
     "disabled": case_disabled,
-    "webhook-config": case_webhook_config,
 }
 
 

@@ -3,7 +3,8 @@
 #   1. helm lint, with the chart defaults and with every values file of the matrix;
 #   2. helm template over the matrix below, each rendered set checked by check.py (object
 #      names, labels, args, the AGENT_INJECT_* env against the stock vault-helm chart, RBAC,
-#      webhook), and the chart against webhook-config/ (the `webhook-config` case);
+#      webhook), and webhook-config/ against the chart (`webhook-config/generate.sh --check`:
+#      the checked-in manifests must be exactly what the chart renders);
 #   3. each rendered set applied with `kubectl apply --dry-run=server` to a real kube-apiserver
 #      (etcd + kube-apiserver of tests/e2e/lib.sh, started here and stopped on exit).
 #      CHART_TEST_DRY_RUN=0 skips this step.
@@ -45,7 +46,6 @@ CASES=(
   "everything|-f $VALUES/everything.yaml"
   "kube-1.27|--kube-version 1.27.0"
   "disabled|--set injector.enabled=false"
-  "webhook-config|-f $VALUES/webhook-config.yaml"
 )
 
 passed=0
@@ -73,6 +73,19 @@ for f in "$CHART/values-ha.yaml" "$VALUES"/*.yaml; do
   if helm lint "$CHART" -f "$f" >"$OUT/lint.log" 2>&1; then ok; else cat "$OUT/lint.log" >&2; ko "helm lint -f $f"; fi
 done
 
+say "values.schema.json refuses bad values"
+for f in tests/chart/bad-values/*.yaml; do
+  if helm template vault "$CHART" -f "$f" >"$OUT/bad.yaml" 2>"$OUT/bad.err"; then
+    ko "helm template -f $f: accepted a value the schema must refuse"
+  elif grep -q "values don't meet the specifications of the schema" "$OUT/bad.err"; then
+    say "$(basename "$f"): $(grep -o "at '[^']*': .*" "$OUT/bad.err" | head -n1)"
+    ok
+  else
+    cat "$OUT/bad.err" >&2
+    ko "helm template -f $f failed, but not on the schema"
+  fi
+done
+
 say "helm template + assertions"
 for c in "${CASES[@]}"; do
   name="${c%%|*}"
@@ -88,6 +101,20 @@ for c in "${CASES[@]}"; do
   [ "$name" = vault-helm-style ] && extra=("$OUT/defaults.yaml")
   if python3 tests/chart/check.py "$name" "$OUT/$name.yaml" "${extra[@]}"; then ok; else ko "assertions ($name)"; fi
 done
+
+say "webhook-config/ drift"
+if E2E_HELM="$E2E_HELM" bash webhook-config/generate.sh --check >"$OUT/drift.log" 2>&1; then
+  ok
+else
+  cat "$OUT/drift.log" >&2
+  ko "webhook-config/ differs from the chart"
+fi
+# the drift check must be able to fail: a changed chart value is noticed
+if E2E_HELM="$E2E_HELM" bash webhook-config/generate.sh --check --set injector.replicas=2 >/dev/null 2>&1; then
+  ko "negative control: a changed chart value did not make webhook-config/ drift"
+else
+  ok
+fi
 
 if [ "$dry_run" = 1 ]; then
   say "server-side dry-run against a real kube-apiserver $KUBE_VERSION"

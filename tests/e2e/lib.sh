@@ -399,7 +399,7 @@ e2e_chart_apply() {
 
 # ---------------------------------------------------------------------------------------------
 # The injector under test. It is run the way its Deployment runs it: as uid 100, with the
-# service-account token of `vault/vault-injector` (the ServiceAccount from webhook-config/, so
+# service-account token of `vault/vault-agent-injector` (the ServiceAccount from webhook-config/, so
 # the RBAC there is what it gets) mounted at the in-cluster path, KUBERNETES_SERVICE_HOST/PORT,
 # NAMESPACE and POD_NAME, and the AGENT_INJECT_* settings. Only the listen address and the TLS
 # files differ (the Deployment uses :8080 and auto TLS). E2E_INJECTOR_DIRECT=1 runs it as a
@@ -407,7 +407,7 @@ e2e_chart_apply() {
 
 e2e_injector_prepare() {
   E2E_INJECTOR_PORT="${E2E_INJECTOR_PORT:-$(e2e_free_port)}"
-  local sa="$E2E_STATE/injector/serviceaccount" token sa_name=vault-injector
+  local sa="$E2E_STATE/injector/serviceaccount" token sa_name=vault-agent-injector
   if [ "${E2E_INJECTOR_FROM:-}" = chart ]; then
     # shellcheck source=/dev/null
     sa_name="$(. "$E2E_STATE/chart/pod.sh" && echo "$CHART_SA")"

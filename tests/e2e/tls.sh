@@ -190,7 +190,7 @@ apiVersion: v1
 kind: Pod
 metadata:
   name: $1
-  labels: {app.kubernetes.io/name: vault-injector}
+  labels: {app.kubernetes.io/name: vault-agent-injector}
 spec:
   ${2:+nodeName: $2}
   containers:
