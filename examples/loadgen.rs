@@ -23,6 +23,11 @@
 //! spawning to the first 204 and the process's resident memory at that moment, then kills it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The injector binary's allocator (src/main.rs), so both servers of a run and the profiles
+// allocate the same way.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../benches/fixtures/mod.rs"]
 mod fixtures;
 
