@@ -4,16 +4,19 @@
 //! The review is decoded generically first, so the uid and apiVersion survive an object that is
 //! not a Pod, and the reply always carries the request's apiVersion (v1 or v1beta1).
 
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize as _;
 use serde_json::{Map, Value, json};
 
-use crate::annotations::{self, Refusal};
+use crate::annotations::{self, Problem, Refusal};
 use crate::inject;
 use crate::patch;
 use crate::settings::AgentDefaults;
+use crate::{ns_defaults, openbao};
 
 /// Which agent containers an allowed response added; upstream's `injection_type` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,11 +112,37 @@ pub enum Mutation {
 /// System namespaces the injector refuses to inject into.
 const SYSTEM_NAMESPACES: [&str; 2] = ["kube-system", "kube-public"];
 
+/// What `-namespace-defaults` knows about a request's Namespace (not upstream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceDefaults {
+    /// The feature is off (the default): upstream's behaviour.
+    Off,
+    /// The Namespace cache has not finished its first list: an injection is refused (the
+    /// client retries) rather than made without the defaults the pod may rely on.
+    NotSynced,
+    /// The cache is synced but does not hold the Namespace yet (created a moment ago): refused
+    /// likewise.
+    Unknown,
+    /// The Namespace's annotations.
+    Annotations(BTreeMap<String, String>),
+}
+
 /// The decision flow for one admission request's object (mutation.md §2).
 pub fn mutate(
     object: &Value,
     namespace: &str,
     defaults: &AgentDefaults,
+) -> Result<Mutation, Refusal> {
+    mutate_with(object, namespace, defaults, &|_| NamespaceDefaults::Off)
+}
+
+/// [`mutate`] with the request's Namespace annotations as defaults (`-namespace-defaults`).
+/// `namespace_defaults` is asked only for a pod that passed the gate.
+pub fn mutate_with(
+    object: &Value,
+    namespace: &str,
+    defaults: &AgentDefaults,
+    namespace_defaults: &dyn Fn(&str) -> NamespaceDefaults,
 ) -> Result<Mutation, Refusal> {
     if object.is_null() {
         return Err(Refusal::NotAPod(
@@ -122,19 +151,67 @@ pub fn mutate(
     }
     // Deserialised from the borrowed value: no copy of the object.
     let pod = Pod::deserialize(object).map_err(|e| Refusal::NotAPod(e.to_string()))?;
-    if !annotations::should_inject(&pod)? {
+    // Beyond upstream, the core reads a copy of the pod whose annotations have the
+    // `openbao.org/` keys folded in and the Namespace's defaults added; the patch is still
+    // built against the pod as sent (only annotations differ, and none are written back).
+    let original = pod.metadata.annotations.as_ref();
+    let uses_openbao = openbao::uses_openbao(original);
+    let mut effective = openbao::fold(original);
+    if !annotations::should_inject(&with_annotations(&pod, effective.as_ref()))? {
         return Ok(Mutation::Skip);
     }
     if SYSTEM_NAMESPACES.contains(&namespace) {
         return Err(Refusal::SystemNamespace(namespace.to_owned()));
     }
-    let request = annotations::parse(&pod, namespace, defaults)?;
-    let ops = inject::patch_ops(&pod, &request)?;
+    let not_loaded = |why: String| {
+        Refusal::Defaults(Problem::Message(format!(
+            "namespace defaults for {namespace} are not loaded yet ({why}); retry"
+        )))
+    };
+    match namespace_defaults(namespace) {
+        NamespaceDefaults::Off => {}
+        NamespaceDefaults::NotSynced => {
+            return Err(not_loaded("the namespace cache is syncing".to_owned()));
+        }
+        NamespaceDefaults::Unknown => {
+            return Err(not_loaded("the namespace is not in the cache".to_owned()));
+        }
+        NamespaceDefaults::Annotations(ns) => {
+            let no_annotations = BTreeMap::new();
+            let current = effective.as_ref().or(original).unwrap_or(&no_annotations);
+            if let Some(merged) = ns_defaults::merge(current, &ns) {
+                effective = Some(merged);
+            }
+        }
+    }
+    let request = annotations::parse(
+        &with_annotations(&pod, effective.as_ref()),
+        namespace,
+        defaults,
+    )?;
+    let binary = openbao::agent_binary(defaults.agent_binary, uses_openbao, &request.image);
+    let mut ops = inject::patch_ops(&pod, &request)?;
+    openbao::adapt(&mut ops, binary, uses_openbao);
     Ok(Mutation::Inject {
         ops,
         injection_type: InjectionType::from_flags(request.pre_populate, request.pre_populate_only),
         warnings: crate::warnings::for_request(&request),
     })
+}
+
+/// The pod itself, or a copy with other annotations.
+fn with_annotations<'a>(
+    pod: &'a Pod,
+    annotations: Option<&BTreeMap<String, String>>,
+) -> std::borrow::Cow<'a, Pod> {
+    match annotations {
+        None => std::borrow::Cow::Borrowed(pod),
+        Some(a) => {
+            let mut copy = pod.clone();
+            copy.metadata.annotations = Some(a.clone());
+            std::borrow::Cow::Owned(copy)
+        }
+    }
 }
 
 /// Applies a mutation's operations to the original object.
@@ -258,6 +335,15 @@ pub fn response_review(parts: &RequestParts, decision: &Result<Mutation, Refusal
 
 /// Decides one AdmissionReview body.
 pub fn review(body: &[u8], defaults: &AgentDefaults) -> Result<Reviewed, ReviewError> {
+    review_with(body, defaults, &|_| NamespaceDefaults::Off)
+}
+
+/// [`review`] with namespace defaults (see [`mutate_with`]).
+pub fn review_with(
+    body: &[u8],
+    defaults: &AgentDefaults,
+    namespace_defaults: &dyn Fn(&str) -> NamespaceDefaults,
+) -> Result<Reviewed, ReviewError> {
     let mut value: Value =
         serde_json::from_slice(body).map_err(|e| ReviewError::Decode(e.to_string()))?;
     // Move the object out rather than copy it; `read_review` then sees the rest.
@@ -267,7 +353,12 @@ pub fn review(body: &[u8], defaults: &AgentDefaults) -> Result<Reviewed, ReviewE
         .and_then(|request| request.remove("object"));
     let mut parts = read_review(&value)?;
     parts.object = object.unwrap_or(Value::Null);
-    let decision = mutate(&parts.object, &parts.namespace, defaults);
+    let decision = mutate_with(
+        &parts.object,
+        &parts.namespace,
+        defaults,
+        namespace_defaults,
+    );
     let outcome = match &decision {
         Ok(Mutation::Skip) => Outcome::Skipped,
         Ok(Mutation::Inject { injection_type, .. }) => Outcome::Injected(*injection_type),

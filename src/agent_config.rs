@@ -486,6 +486,12 @@ impl Sink {
     }
 }
 
+/// Where the agent writes each rendered template, in template order (the native sidecar's
+/// startup probe waits for all of them).
+pub fn rendered_files(r: &AgentRequest) -> Vec<String> {
+    templates(r).into_iter().map(|t| t.destination).collect()
+}
+
 fn templates(r: &AgentRequest) -> Vec<Template> {
     r.secrets
         .iter()

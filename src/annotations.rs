@@ -176,6 +176,12 @@ pub mod keys {
     pub const TELEMETRY: &str = "vault.hashicorp.com/agent-telemetry";
     /// Prefix of a secret's `error_on_missing_key`.
     pub const ERROR_ON_MISSING_KEY: &str = "vault.hashicorp.com/error-on-missing-key";
+    /// Not upstream: the agent runs as a native sidecar (an init container with
+    /// `restartPolicy: Always`, Kubernetes 1.29+); default `-native-sidecar`.
+    pub const NATIVE_SIDECAR: &str = "vault.hashicorp.com/agent-native-sidecar";
+    /// Not upstream: `seccompProfile: RuntimeDefault` on the agent containers (restricted Pod
+    /// Security); default `-seccomp-runtime-default`.
+    pub const SECCOMP_RUNTIME_DEFAULT: &str = "vault.hashicorp.com/agent-seccomp-runtime-default";
 }
 
 /// Default mount path of the rendered secrets.
@@ -371,7 +377,7 @@ pub struct AuthMethod {
 pub struct Cache {
     /// `agent-cache-enable`.
     pub enable: bool,
-    /// enable && pre-populate && !pre-populate-only.
+    /// enable && pre-populate && !pre-populate-only && !native-sidecar.
     pub persist: bool,
     /// `agent-cache-listener-port`.
     pub listener_port: String,
@@ -475,6 +481,11 @@ pub struct AgentRequest {
     pub share_process_namespace: Option<bool>,
     /// Caching.
     pub cache: Cache,
+    /// Not upstream: one agent, injected as a native sidecar (see `inject`). Always false with
+    /// `pre_populate_only`, which wins.
+    pub native_sidecar: bool,
+    /// Not upstream: `seccompProfile: RuntimeDefault` on the agent containers.
+    pub seccomp_runtime_default: bool,
     /// Extra token sink in the secrets volume.
     pub inject_token: bool,
     /// `agent_api.enable_quit`.
@@ -812,6 +823,15 @@ impl Parser<'_> {
         let disable_idle_connections = split_list(&self.string(keys::DISABLE_IDLE_CONNECTIONS));
         let disable_keep_alives = split_list(&self.string(keys::DISABLE_KEEP_ALIVES));
         let auto_auth_exit_on_err = self.bool_or(keys::AUTO_AUTH_EXIT_ON_ERR, false)?;
+        // Beyond upstream, read after every upstream key so that upstream's error precedence is
+        // kept. A one-shot pre-populate-only agent is already the single agent native mode
+        // aims for, and flipping the injector-wide setting must not break such pods: it wins.
+        let native_sidecar =
+            self.bool_or(keys::NATIVE_SIDECAR, self.defaults.native_sidecar)? && !pre_populate_only;
+        let seccomp_runtime_default = self.bool_or(
+            keys::SECCOMP_RUNTIME_DEFAULT,
+            self.defaults.seccomp_runtime_default,
+        )?;
 
         Ok(AgentRequest {
             namespace: self.string(keys::REQUEST_NAMESPACE),
@@ -857,11 +877,15 @@ impl Parser<'_> {
             share_process_namespace,
             cache: Cache {
                 enable: cache_enable,
-                persist: cache_enable && pre_populate && !pre_populate_only,
+                // The persistent cache hands the init agent's lease to the sidecar; a native
+                // sidecar is the only agent, so there is nothing to hand over.
+                persist: cache_enable && pre_populate && !pre_populate_only && !native_sidecar,
                 listener_port: self.string(keys::CACHE_LISTENER_PORT),
                 use_auto_auth_token: self.string(keys::CACHE_USE_AUTO_AUTH_TOKEN),
                 exit_on_err: cache_exit_on_err,
             },
+            native_sidecar,
+            seccomp_runtime_default,
             inject_token,
             enable_quit,
             template_config: TemplateConfig {

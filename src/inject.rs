@@ -7,13 +7,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    ExecAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, Pod, PodSpec,
-    ResourceRequirements, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    ExecAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, Pod, PodSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::Value;
 
-use crate::agent_config::{CACHE_PATH, Config, TOKEN_FILE};
+use crate::agent_config::{CACHE_PATH, Config, TOKEN_FILE, rendered_files};
 use crate::annotations::{AgentRequest, Problem, Refusal, keys};
 use crate::goparse::parse_quantity;
 use crate::patch::{PatchBuilder, apply_user_patch, escape_pointer};
@@ -24,6 +24,15 @@ pub const INIT_CONTAINER_NAME: &str = "vault-agent-init";
 pub const SIDECAR_NAME: &str = "vault-agent";
 /// The shell one-liner that decodes `VAULT_CONFIG` and starts the agent.
 pub const DEFAULT_CONTAINER_ARG: &str = "echo ${VAULT_CONFIG?} | base64 -d > /home/vault/config.json && vault agent -config=/home/vault/config.json";
+/// The variable holding the base64 agent configuration; its continuations are `VAULT_CONFIG_1`,
+/// `VAULT_CONFIG_2`, ... (see [`config_env_chunks`]).
+pub const CONFIG_ENV: &str = "VAULT_CONFIG";
+/// Linux's `MAX_ARG_STRLEN`: the longest single `NAME=value` string (with its NUL) that
+/// `execve` accepts in the environment; a longer one fails the container start with `E2BIG`.
+pub const MAX_ENV_STRING: usize = 32 * 4096;
+/// Length of each chunk when the configuration must be split: a multiple of 4 (each chunk is
+/// whole base64 on its own) with room for any `VAULT_CONFIG_<n>=` name and the NUL.
+pub const CONFIG_CHUNK_LEN: usize = MAX_ENV_STRING - 1024;
 
 const HOME_PATH: &str = "/home/vault";
 const HOME_INIT: &str = "home-init";
@@ -46,7 +55,7 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
     let extra_paths = extra_mount_paths(r);
 
     let mut token_volumes = Vec::new();
-    if r.pre_populate {
+    if r.pre_populate && !r.native_sidecar {
         token_volumes.push(memory_volume(HOME_INIT));
     }
     if !r.pre_populate_only {
@@ -111,8 +120,20 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
         }
     }
 
-    if r.pre_populate {
-        let init = agent_container(pod, r, true, &secret_mounts)?;
+    // A native sidecar takes the init container's place (and its ordering rules); it is the
+    // only agent, so no regular sidecar follows.
+    if r.pre_populate || r.native_sidecar {
+        let (init, own_name) = if r.native_sidecar {
+            (
+                agent_container(pod, r, Role::Native, &secret_mounts)?,
+                SIDECAR_NAME,
+            )
+        } else {
+            (
+                agent_container(pod, r, Role::Init, &secret_mounts)?,
+                INIT_CONTAINER_NAME,
+            )
+        };
         let original_inits = spec.init_containers.as_deref().unwrap_or_default();
         let shift = if r.init_first && !original_inits.is_empty() {
             // Upstream removes the whole array and re-adds typed copies of the user's init
@@ -129,7 +150,7 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
             0
         };
         for (k, c) in original_inits.iter().enumerate() {
-            if c.name == INIT_CONTAINER_NAME {
+            if c.name == own_name {
                 continue;
             }
             p.append(
@@ -143,8 +164,8 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
         }
     }
 
-    if !r.pre_populate_only {
-        let sidecar = agent_container(pod, r, false, &secret_mounts)?;
+    if !r.pre_populate_only && !r.native_sidecar {
+        let sidecar = agent_container(pod, r, Role::Sidecar, &secret_mounts)?;
         p.append(
             "/spec/containers",
             spec.containers.len(),
@@ -234,13 +255,25 @@ fn secret_mounts(r: &AgentRequest, extra_paths: &[String]) -> Vec<VolumeMount> {
     mounts
 }
 
-/// The init container (`init`) or the sidecar, with its JSON patch applied.
+/// Which agent container is being built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// `vault-agent-init`: renders once (`exit_after_auth`) and exits.
+    Init,
+    /// `vault-agent` in `containers`: keeps the secrets fresh.
+    Sidecar,
+    /// `vault-agent` in `initContainers` with `restartPolicy: Always` (see [`native_sidecar`]).
+    Native,
+}
+
+/// The init container or a sidecar, with its JSON patch applied.
 fn agent_container(
     pod: &Pod,
     r: &AgentRequest,
-    init: bool,
+    role: Role,
     secret_mounts: &[VolumeMount],
 ) -> Result<Container, Refusal> {
+    let init = role == Role::Init;
     let sa = &r.service_account;
     let home = if init { HOME_INIT } else { HOME_SIDECAR };
     let mut mounts = if init {
@@ -264,7 +297,10 @@ fn agent_container(
     if !r.copy_volume_mounts.is_empty() {
         mounts.extend(copied_mounts(pod, &r.copy_volume_mounts));
     }
-    let mut arg = DEFAULT_CONTAINER_ARG.to_owned();
+    // Upstream's order inside phase E: env (which encodes the config), then resources.
+    let (env, config_chunks) = env_vars(r, init)?;
+    let resources = resources(r)?;
+    let mut arg = container_arg(config_chunks);
     if !r.config_map.is_empty() {
         mounts.push(mount(CONFIG_VOLUME, CONFIG_PATH, true));
         let file = if init {
@@ -280,10 +316,7 @@ fn agent_container(
     if r.cache.persist {
         mounts.push(mount(CACHE_VOLUME, CACHE_PATH, false));
     }
-    // Upstream's order inside phase E: env (which encodes the config), then resources.
-    let env = env_vars(r, init)?;
-    let resources = resources(r)?;
-    let container = Container {
+    let mut container = Container {
         name: if init {
             INIT_CONTAINER_NAME
         } else {
@@ -297,9 +330,12 @@ fn agent_container(
         resources: Some(resources),
         volume_mounts: Some(mounts),
         lifecycle: (!init).then(|| lifecycle(r)),
-        security_context: r.set_security_context.then(|| security_context(r)),
+        security_context: security_context(r),
         ..Default::default()
     };
+    if role == Role::Native {
+        native_sidecar(&mut container, r);
+    }
     let user_patch = if init {
         &r.init_json_patch
     } else {
@@ -369,8 +405,9 @@ fn plain(name: &str, value: &str) -> EnvVar {
     }
 }
 
-/// mutation.md §5.4.
-fn env_vars(r: &AgentRequest, init: bool) -> Result<Vec<EnvVar>, Refusal> {
+/// mutation.md §5.4; also how many variables the encoded configuration took (0 in ConfigMap
+/// mode).
+fn env_vars(r: &AgentRequest, init: bool) -> Result<(Vec<EnvVar>, usize), Refusal> {
     let mut env = vec![
         field_ref("NAMESPACE", "metadata.namespace"),
         field_ref("HOST_IP", "status.hostIP"),
@@ -382,11 +419,15 @@ fn env_vars(r: &AgentRequest, init: bool) -> Result<Vec<EnvVar>, Refusal> {
     push_if_set(&mut env, "VAULT_LOG_LEVEL", &r.env.log_level);
     push_if_set(&mut env, "VAULT_LOG_FORMAT", &r.env.log_format);
     push_if_set(&mut env, "HTTPS_PROXY", &r.env.proxy_address);
+    let mut config_chunks = 0;
     if r.config_map.is_empty() {
         let config = Config::build(r, init)
             .to_json()
             .map_err(|e| Refusal::Patch(Problem::Message(e.to_string())))?;
-        env.push(plain("VAULT_CONFIG", &STANDARD.encode(config)));
+        let encoded = STANDARD.encode(config);
+        let chunks = config_env_chunks(&encoded);
+        config_chunks = chunks.len();
+        env.extend(chunks.iter().map(|(name, value)| plain(name, value)));
     } else {
         let v = &r.vault;
         push_if_set(&mut env, "VAULT_ADDR", &v.address);
@@ -412,7 +453,124 @@ fn env_vars(r: &AgentRequest, init: bool) -> Result<Vec<EnvVar>, Refusal> {
             env.push(plain("AWS_REGION", region));
         }
     }
-    Ok(env)
+    Ok((env, config_chunks))
+}
+
+/// The encoded configuration as `(name, value)` environment variables (not upstream when split).
+///
+/// One `VAULT_CONFIG`, exactly as upstream, while `VAULT_CONFIG=<value>` and its NUL fit in
+/// [`MAX_ENV_STRING`]. Beyond that (vault-k8s issue 197: many templates) the container would
+/// never start, so the value is cut into [`CONFIG_CHUNK_LEN`] pieces `VAULT_CONFIG`,
+/// `VAULT_CONFIG_1`, `VAULT_CONFIG_2`, ... that [`container_arg`] joins again.
+pub fn config_env_chunks(encoded: &str) -> Vec<(String, &str)> {
+    if CONFIG_ENV.len() + 1 + encoded.len() < MAX_ENV_STRING {
+        return vec![(CONFIG_ENV.to_owned(), encoded)];
+    }
+    // Base64 is ASCII, so every byte offset is a char boundary.
+    encoded
+        .as_bytes()
+        .chunks(CONFIG_CHUNK_LEN)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let name = if i == 0 {
+                CONFIG_ENV.to_owned()
+            } else {
+                format!("{CONFIG_ENV}_{i}")
+            };
+            (name, std::str::from_utf8(chunk).unwrap_or_default())
+        })
+        .collect()
+}
+
+/// The container's shell command for a configuration held in `chunks` variables: upstream's
+/// [`DEFAULT_CONTAINER_ARG`] for one, else the same with every chunk echoed in order, as one
+/// word (`echo` is a shell builtin, so the joined value never passes through `execve`).
+pub fn container_arg(chunks: usize) -> String {
+    if chunks <= 1 {
+        return DEFAULT_CONTAINER_ARG.to_owned();
+    }
+    let joined: String = (0..chunks)
+        .map(|i| {
+            if i == 0 {
+                format!("${{{CONFIG_ENV}?}}")
+            } else {
+                format!("${{{CONFIG_ENV}_{i}?}}")
+            }
+        })
+        .collect();
+    DEFAULT_CONTAINER_ARG.replacen("${VAULT_CONFIG?}", &joined, 1)
+}
+
+/// Seconds between two runs of the native sidecar's startup probe.
+const STARTUP_PROBE_PERIOD_SECONDS: i32 = 1;
+/// Failed runs before the kubelet restarts the native sidecar: five minutes to authenticate and
+/// render, the same patience an init container gets from a slow Vault in practice.
+const STARTUP_PROBE_FAILURE_THRESHOLD: i32 = 300;
+
+/// Turns a sidecar into a native sidecar (not upstream; vault-k8s issue 620, Kubernetes 1.29+).
+///
+/// The agent goes into `initContainers` with `restartPolicy: Always`. The kubelet starts the
+/// init containers after it, and the app containers, only once its startup probe has passed, and
+/// a Job completes when its app containers exit, however long the agent runs. So one agent
+/// both pre-populates and renews: no `vault-agent-init`, no second login, no second lease. How it
+/// combines with the other annotations:
+///
+/// - `agent-pre-populate` (default true): the startup probe is what pre-populates. It is an exec
+///   probe, `test -e` on every rendered template file (the agent renders to a temporary file and
+///   renames it, so a file that exists is complete), or on the agent's token file when there are
+///   no templates (the auth is done). With `agent-pre-populate: "false"` there is no probe, and
+///   the app starts without waiting, as upstream's sidecar-only mode.
+/// - `agent-init-first`: the native sidecar is placed exactly where the init container would be,
+///   first among the init containers or after the user's. The user's init containers get the
+///   secret mounts in both cases (behind it they see the rendered files).
+/// - `agent-pre-populate-only`: wins; the pod gets upstream's one-shot init container
+///   (`AgentRequest::native_sidecar` is false). A restartable agent alone makes no sense there.
+/// - `agent-share-process-namespace` is applied as with the init container.
+/// - `agent-json-patch` applies (the container is the sidecar, named `vault-agent`);
+///   `agent-init-json-patch` has nothing to apply to. The configuration is the sidecar's
+///   (`exit_after_auth: false`, mounted at `home-sidecar`), without a persistent cache.
+/// - ConfigMap mode: the injector does not know which files the ConfigMap's templates render, so
+///   there is no probe; add one with `agent-json-patch`.
+fn native_sidecar(c: &mut Container, r: &AgentRequest) {
+    c.restart_policy = Some("Always".to_owned());
+    if !r.pre_populate || !r.config_map.is_empty() {
+        return;
+    }
+    let mut files = rendered_files(r);
+    if files.is_empty() {
+        files.push(TOKEN_FILE.to_owned());
+    }
+    let test = files
+        .iter()
+        .map(|f| format!("test -e {}", shell_quote(f)))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    c.startup_probe = Some(Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["/bin/sh".to_owned(), "-c".to_owned(), test]),
+        }),
+        period_seconds: Some(STARTUP_PROBE_PERIOD_SECONDS),
+        failure_threshold: Some(STARTUP_PROBE_FAILURE_THRESHOLD),
+        ..Default::default()
+    });
+}
+
+/// `s` as one literal shell word: unchanged when it holds only characters no shell treats
+/// specially (every ordinary URL and path, so upstream's unquoted preStop text is kept for
+/// them), else [`shell_quote`]d. Upstream pastes the values in unquoted, so `service: "x; id"`
+/// ran `id` in the agent on shutdown and a value with a space broke the revocation.
+fn shell_word(s: &str) -> std::borrow::Cow<'_, str> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        std::borrow::Cow::Owned(shell_quote(s))
+    }
+}
+
+/// POSIX single quoting: `'...'`, with each `'` written as `'\''`.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// Go's `base64.StdEncoding.DecodeString` ignores line breaks and non-zero trailing bits.
@@ -480,15 +638,15 @@ fn lifecycle(r: &AgentRequest) -> Lifecycle {
         return Lifecycle::default();
     }
     let v = &r.vault;
-    let mut flags = vec![format!("-address={}", v.address)];
+    let mut flags = vec![format!("-address={}", shell_word(&v.address))];
     if !v.ca_cert.is_empty() {
-        flags.push(format!("-ca-cert={}", v.ca_cert));
+        flags.push(format!("-ca-cert={}", shell_word(&v.ca_cert)));
     }
     if !v.client_cert.is_empty() {
-        flags.push(format!("-client-cert={}", v.client_cert));
+        flags.push(format!("-client-cert={}", shell_word(&v.client_cert)));
     }
     if !v.client_key.is_empty() {
-        flags.push(format!("-client-key={}", v.client_key));
+        flags.push(format!("-client-key={}", shell_word(&v.client_key)));
     }
     flags.push("-self".to_owned());
     Lifecycle {
@@ -510,8 +668,23 @@ fn lifecycle(r: &AgentRequest) -> Lifecycle {
     }
 }
 
-fn security_context(r: &AgentRequest) -> SecurityContext {
-    SecurityContext {
+/// Upstream's security context when `set_security_context`; with `seccomp_runtime_default`
+/// (not upstream, vault-k8s issue 377) it also carries `seccompProfile: RuntimeDefault`, the one
+/// field the `restricted` Pod Security profile needs beyond upstream's (non-root uid and gid,
+/// no privilege escalation, every capability dropped). Asked for alone, seccomp still gets a
+/// context of its own, and nothing else is set.
+fn security_context(r: &AgentRequest) -> Option<SecurityContext> {
+    let seccomp_profile = r.seccomp_runtime_default.then(|| SeccompProfile {
+        type_: "RuntimeDefault".to_owned(),
+        ..Default::default()
+    });
+    if !r.set_security_context {
+        return seccomp_profile.map(|p| SecurityContext {
+            seccomp_profile: Some(p),
+            ..Default::default()
+        });
+    }
+    Some(SecurityContext {
         run_as_user: Some(r.run_as_user),
         run_as_group: Some(r.run_as_group),
         run_as_non_root: Some(r.run_as_user != 0 && r.run_as_group != 0),
@@ -521,6 +694,174 @@ fn security_context(r: &AgentRequest) -> SecurityContext {
             drop: Some(vec!["ALL".to_owned()]),
             ..Default::default()
         }),
+        seccomp_profile,
         ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::admission::{self, Mutation};
+    use crate::settings::Settings;
+
+    /// A pod whose 80 templates of 3 KB encode to about 330 KB of base64.
+    fn large_pod() -> Value {
+        let mut annotations = serde_json::Map::new();
+        annotations.insert("vault.hashicorp.com/agent-inject".into(), json!("true"));
+        annotations.insert("vault.hashicorp.com/role".into(), json!("app"));
+        for i in 0..80 {
+            annotations.insert(
+                format!("vault.hashicorp.com/agent-inject-template-t{i:03}"),
+                json!(format!(
+                    "{{{{ with secret \"kv/data/t{i}\" }}}}{}{{{{ end }}}}",
+                    "x".repeat(3000)
+                )),
+            );
+        }
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "big", "annotations": annotations},
+            "spec": {
+                "containers": [{
+                    "name": "app", "image": "app:1",
+                    "volumeMounts": [{"name": "sa", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]
+                }],
+                "volumes": [{"name": "sa", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}]
+            }
+        })
+    }
+
+    fn sidecar(pod: &Value) -> Container {
+        let m = admission::mutate(pod, "apps", &Settings::default().agent).unwrap();
+        assert!(matches!(m, Mutation::Inject { .. }));
+        let mutated = admission::mutated_object(pod, &m).unwrap();
+        let pod: Pod = serde_json::from_value(mutated).unwrap();
+        pod.spec
+            .unwrap()
+            .containers
+            .into_iter()
+            .find(|c| c.name == SIDECAR_NAME)
+            .unwrap()
+    }
+
+    /// The value of every plain env var the container sets (the `fieldRef`s are left out).
+    fn plain_env(c: &Container) -> Vec<(String, String)> {
+        c.env
+            .iter()
+            .flatten()
+            .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+            .collect()
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn an_unsplit_config_over_128_kib_cannot_even_start_a_shell() {
+        // What vault-k8s issue 197 reported: execve refuses the environment with E2BIG.
+        let err = Command::new("/bin/sh")
+            .args(["-c", "true"])
+            .env_clear()
+            .env(
+                CONFIG_ENV,
+                "A".repeat(MAX_ENV_STRING - CONFIG_ENV.len() - 1),
+            )
+            .status()
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(7), "{err}"); // E2BIG
+        let ok = Command::new("/bin/sh")
+            .args(["-c", "true"])
+            .env_clear()
+            .env(
+                CONFIG_ENV,
+                "A".repeat(MAX_ENV_STRING - CONFIG_ENV.len() - 2),
+            )
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_split_command_rebuilds_the_exact_config_in_a_real_shell() {
+        let c = sidecar(&large_pod());
+        let env = plain_env(&c);
+        let chunks: Vec<&(String, String)> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with(CONFIG_ENV))
+            .collect();
+        assert!(chunks.len() >= 3, "{} chunks", chunks.len());
+        let joined: String = chunks.iter().map(|(_, v)| v.as_str()).collect();
+        let expected = STANDARD.decode(&joined).unwrap();
+
+        // The container's own command and args, with `vault` played by a script that records
+        // its arguments and the config path moved into a temporary directory.
+        let dir = tempfile::tempdir().unwrap();
+        let vault = dir.path().join("vault");
+        std::fs::write(
+            &vault,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$@\" > {}/vault-args\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&vault, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config_path = dir.path().join("config.json");
+        let command = c.command.clone().unwrap();
+        let arg = c.args.clone().unwrap()[0].replace(
+            "/home/vault/config.json",
+            &config_path.display().to_string(),
+        );
+        let status = Command::new(&command[0])
+            .args(&command[1..])
+            .arg(&arg)
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .status()
+            .unwrap();
+        assert!(status.success(), "{status}");
+        let written = std::fs::read(&config_path).unwrap();
+        assert_eq!(written, expected);
+        let config: Value = serde_json::from_slice(&written).unwrap();
+        assert_eq!(config["template"].as_array().unwrap().len(), 80);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("vault-args")).unwrap(),
+            format!("agent\n-config={}\n", config_path.display())
+        );
+    }
+
+    #[test]
+    fn container_arg_is_upstreams_for_one_chunk() {
+        assert_eq!(container_arg(0), DEFAULT_CONTAINER_ARG);
+        assert_eq!(container_arg(1), DEFAULT_CONTAINER_ARG);
+        assert_eq!(
+            container_arg(3),
+            "echo ${VAULT_CONFIG?}${VAULT_CONFIG_1?}${VAULT_CONFIG_2?} | base64 -d > /home/vault/config.json && vault agent -config=/home/vault/config.json"
+        );
+    }
+
+    #[test]
+    fn ordinary_values_stay_unquoted_and_others_become_one_word() {
+        assert_eq!(
+            shell_word("https://vault.vault.svc:8200"),
+            "https://vault.vault.svc:8200"
+        );
+        assert_eq!(shell_word("/vault/tls/ca.crt"), "/vault/tls/ca.crt");
+        assert_eq!(shell_word("x; id"), "'x; id'");
+        assert_eq!(shell_word("$(id)"), "'$(id)'");
+        assert_eq!(shell_word(""), "''");
+    }
+
+    #[test]
+    fn shell_quoting_survives_quotes_and_spaces() {
+        assert_eq!(shell_quote("/a b/c'd"), "'/a b/c'\\''d'");
     }
 }

@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 use thiserror::Error;
 
@@ -23,6 +24,9 @@ pub const DURATION_MS_BUCKETS: &[f64] = &[
 pub const DURATION_SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// Name of the missed-injections counter (`-missed-injection-watcher`, not upstream).
+pub const MISSED_INJECTIONS: &str = "vault_agent_injector_missed_injections_by_namespace_total";
 
 /// A metric could not be created, registered or encoded.
 #[derive(Debug, Error)]
@@ -44,6 +48,7 @@ pub struct Metrics {
     duration_seconds: Histogram,
     injections: IntCounterVec,
     failures: IntCounterVec,
+    rejected: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -94,6 +99,12 @@ impl Metrics {
             &["namespace"],
         )
         .map_err(MetricsError::Setup)?;
+        // Not upstream: upstream queues without bound.
+        let rejected = IntCounter::new(
+            "vault_agent_injector_rejected_requests_total",
+            "Total count of webhook requests refused with 503 because too many were in flight",
+        )
+        .map_err(MetricsError::Setup)?;
 
         registry
             .register(Box::new(queue_length.clone()))
@@ -109,6 +120,9 @@ impl Metrics {
             .map_err(MetricsError::Setup)?;
         registry
             .register(Box::new(failures.clone()))
+            .map_err(MetricsError::Setup)?;
+        registry
+            .register(Box::new(rejected.clone()))
             .map_err(MetricsError::Setup)?;
         // Upstream serves the Go default registry, which includes `process_*`; ours is the Rust
         // equivalent (Linux only, as the crate implements it only there).
@@ -126,6 +140,7 @@ impl Metrics {
             duration_seconds,
             injections,
             failures,
+            rejected,
         })
     }
 
@@ -156,6 +171,28 @@ impl Metrics {
     /// Counts a failed injection: a refusal, or a reply that could not be delivered.
     pub fn record_failure(&self, namespace: &str) {
         self.failures.with_label_values(&[namespace]).inc();
+    }
+
+    /// Counts a `/mutate` request refused because the in-flight limit was reached.
+    pub fn record_rejection(&self) {
+        self.rejected.inc();
+    }
+
+    /// Registers (once the watcher is on, so default deployments expose nothing new) and returns
+    /// the counter of pods created without injection, by namespace. Not upstream.
+    pub fn missed_injections(&self) -> Result<IntCounterVec, MetricsError> {
+        let counter = IntCounterVec::new(
+            Opts::new(
+                MISSED_INJECTIONS,
+                "Total count of pods annotated for injection that were created without it, by namespace",
+            ),
+            &["namespace"],
+        )
+        .map_err(MetricsError::Setup)?;
+        self.registry
+            .register(Box::new(counter.clone()))
+            .map_err(MetricsError::Setup)?;
+        Ok(counter)
     }
 
     /// The Prometheus text exposition of every collector in this registry.
@@ -224,6 +261,8 @@ mod tests {
             "# HELP vault_agent_injector_failed_injections_by_namespace_total Total count of failed Agent Sidecar injections by namespace",
             "# TYPE vault_agent_injector_failed_injections_by_namespace_total counter",
             "# TYPE vault_agent_injector_request_processing_duration_seconds histogram",
+            "# TYPE vault_agent_injector_rejected_requests_total counter",
+            "vault_agent_injector_rejected_requests_total 0",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

@@ -113,7 +113,62 @@ pub fn apply_user_patch(doc: &Value, user: &Value) -> Result<Value, PatchError> 
         }
     }
     let patch = to_patch(ops.clone())?;
-    apply(doc, &patch)
+    // One operation at a time, to stop before the document grows past the budget.
+    let mut out = doc.clone();
+    let mut added = 0_usize;
+    for (i, op) in patch.0.iter().enumerate() {
+        added = added.saturating_add(growth(&out, op));
+        if added > MAX_USER_PATCH_GROWTH {
+            return Err(PatchError::Apply(format!(
+                "operation '/{i}': the patch adds more than {MAX_USER_PATCH_GROWTH} bytes to the container"
+            )));
+        }
+        // `out` is a copy thrown away on error, so the unsafe (no rollback) variant is fine.
+        json_patch::patch_unsafe(&mut out, std::slice::from_ref(op)).map_err(|mut e| {
+            // Numbered as if the patch had been applied whole, as before.
+            e.operation = i;
+            PatchError::Apply(e.to_string())
+        })?;
+    }
+    Ok(out)
+}
+
+/// Most bytes a user patch (`agent-json-patch`, `agent-init-json-patch`) may add to its agent
+/// container, counting the JSON size of every `add`, `replace` and `copy` value (removals give
+/// nothing back, so the work done is bounded too). Without a bound, a few dozen `copy`
+/// operations that each double an array grow the container exponentially: a 2.5 kB annotation
+/// took the injector to gigabytes (found while fuzzing; upstream's json-patch has the same
+/// unbounded default). 1 MiB is far beyond any real patch and beyond what the API server
+/// accepts as a whole object anyway.
+pub const MAX_USER_PATCH_GROWTH: usize = 1024 * 1024;
+
+/// How many bytes `op` adds to `doc` at most.
+fn growth(doc: &Value, op: &json_patch::PatchOperation) -> usize {
+    use json_patch::PatchOperation::{Add, Copy, Replace};
+    match op {
+        Add(o) => json_len(&o.value),
+        Replace(o) => json_len(&o.value),
+        Copy(o) => doc.pointer(o.from.as_str()).map_or(0, json_len),
+        _ => 0,
+    }
+}
+
+/// The length of `value` serialised as compact JSON, without building the string.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 #[cfg(test)]

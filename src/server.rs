@@ -11,17 +11,18 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown, Watcher};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -34,7 +35,7 @@ use crate::certmanager::{CertManagerError, CertSource};
 use crate::goparse::go_quote;
 use crate::logging::HANDLER;
 use crate::metrics::{Metrics, MetricsError};
-use crate::settings::{AgentDefaults, Settings};
+use crate::settings::{AgentDefaults, DEFAULT_MAX_REQUESTS_IN_FLIGHT, Settings};
 use crate::tls::{self, CertStore, TlsError};
 
 /// Largest `/mutate` body accepted. A Pod in an AdmissionReview is far smaller; the API server
@@ -54,8 +55,21 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Time for a client to send a whole `/mutate` body.
     pub body_read_timeout: Duration,
+    /// An HTTP/2 connection on which no request has started or ended for this long, and none
+    /// is in flight (checked once per period, so after one to two of them), is closed
+    /// gracefully with GOAWAY. HTTP/2 has no header
+    /// timeout after the preface, and a peer that answers pings would otherwise keep an idle
+    /// connection forever. (Idle HTTP/1.1 connections fall under `header_read_timeout`.)
+    pub http2_idle_timeout: Duration,
     /// How long a shutdown waits for requests in flight before closing their connections.
     pub shutdown_grace: Duration,
+    /// Most `/mutate` requests handled at once (from reading the body to the reply); beyond it
+    /// the server answers 503 at once rather than queueing past the API server's timeout.
+    pub max_in_flight: usize,
+    /// Most bytes of request bodies buffered at once, all `/mutate` requests together (buffer
+    /// capacity, counted before it is allocated); a body that would pass it gets 503. Without
+    /// it, `max_in_flight` hostile clients could each make the server hold `max_body_bytes`.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for Limits {
@@ -66,7 +80,13 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             // The API server gives a webhook at most 30 s; a body still arriving then is useless.
             body_read_timeout: Duration::from_secs(30),
+            // Below the API server's 90 s idle-connection reuse; it reconnects transparently.
+            http2_idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            max_in_flight: DEFAULT_MAX_REQUESTS_IN_FLIGHT,
+            // 16 bodies at the size limit, or thousands of real ones (a large pod's review is
+            // about 22 kB).
+            max_buffered_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -92,6 +112,10 @@ pub enum ServeError {
     /// The metrics registry could not be set up.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// The Kubernetes client for `-namespace-defaults` or `-missed-injection-watcher` could not
+    /// be built.
+    #[error(transparent)]
+    Kube(#[from] crate::cluster::KubeError),
     /// SIGTERM/SIGINT handlers could not be installed.
     #[error("could not install the SIGTERM/SIGINT handlers: {0}")]
     Signals(#[source] io::Error),
@@ -111,8 +135,13 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
 
     let telemetry_path = settings.server.telemetry_path.clone();
     let addr = bind_address(&settings.server.listen);
+    let watchers = (
+        settings.server.namespace_defaults,
+        settings.server.missed_injection_watcher,
+    );
     // Build everything that can fail before announcing the listener.
     let server = Server::new(settings, certs)?;
+    start_watchers(&server, watchers.0, watchers.1).await?;
     let signal = shutdown_signal()?;
     let listener = TcpListener::bind(&addr)
         .await
@@ -149,6 +178,32 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         Ok(e) => Err(e.into()),
         Err(_) => Ok(()),
     }
+}
+
+/// Starts the opt-in watches (not upstream): the Namespace cache of `-namespace-defaults`
+/// (waiting up to 10 s for its first list; until then injections are refused with a retry
+/// message) and the `-missed-injection-watcher`.
+async fn start_watchers(
+    server: &Server,
+    namespace_defaults: bool,
+    missed_injection_watcher: bool,
+) -> Result<(), ServeError> {
+    if !namespace_defaults && !missed_injection_watcher {
+        return Ok(());
+    }
+    let client = crate::cluster::client().await?;
+    if namespace_defaults {
+        let cache = crate::namespaces::NamespaceCache::start(client.clone());
+        if !cache.wait_synced(Duration::from_secs(10)).await {
+            tracing::warn!(target: HANDLER, "Namespace cache not synced yet; injections are refused until it is");
+        }
+        let _ = server.ctx.namespaces.set(cache);
+    }
+    if missed_injection_watcher {
+        let counter = server.metrics().missed_injections()?;
+        tokio::spawn(crate::missed::run(client, counter));
+    }
+    Ok(())
 }
 
 /// Serves on `listener` with the certificates in `certs` until `shutdown` completes, then shuts
@@ -189,18 +244,29 @@ impl std::fmt::Debug for Server {
 
 struct Ctx {
     agent: AgentDefaults,
+    /// `-namespace-defaults` (not upstream): set once at start when the feature is on.
+    namespaces: std::sync::OnceLock<crate::namespaces::NamespaceCache>,
     telemetry_path: Option<String>,
     metrics: Metrics,
     certs: CertStore,
     limits: Limits,
+    /// One permit per `/mutate` request being handled ([`Limits::max_in_flight`]).
+    in_flight: tokio::sync::Semaphore,
+    /// One permit per byte of request body buffered ([`Limits::max_buffered_bytes`]).
+    body_budget: tokio::sync::Semaphore,
     acceptor: TlsAcceptor,
     http: auto::Builder<TokioExecutor>,
 }
 
 impl Server {
-    /// Builds the TLS configuration and metrics with the default [`Limits`].
+    /// Builds the TLS configuration and metrics with the default [`Limits`] and the in-flight
+    /// limit of the settings.
     pub fn new(settings: Settings, certs: CertStore) -> Result<Self, ServeError> {
-        Self::with_limits(settings, certs, Limits::default())
+        let limits = Limits {
+            max_in_flight: settings.server.max_requests_in_flight,
+            ..Limits::default()
+        };
+        Self::with_limits(settings, certs, limits)
     }
 
     /// Builds the TLS configuration and metrics with the given limits.
@@ -217,10 +283,18 @@ impl Server {
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout);
         // Pings find dead HTTP/2 peers, which would otherwise hold their connection forever.
+        // The stream and header limits are hyper's and h2's current defaults, spelled out so an
+        // upgrade cannot loosen them (SECURITY.md lists them): 200 streams per connection stays
+        // below the default in-flight limit, so one connection cannot take every slot.
         http.http2()
             .timer(TokioTimer::new())
             .keep_alive_interval(Duration::from_secs(20))
-            .keep_alive_timeout(Duration::from_secs(20));
+            .keep_alive_timeout(Duration::from_secs(20))
+            .max_concurrent_streams(200)
+            .max_header_list_size(16 * 1024)
+            // CVE-2023-44487 (rapid reset): GOAWAY after 20 streams reset before being served.
+            .max_pending_accept_reset_streams(20)
+            .max_local_error_reset_streams(1024);
 
         let server = &settings.server;
         Ok(Self {
@@ -228,9 +302,21 @@ impl Server {
                 telemetry_path: (!server.telemetry_path.is_empty())
                     .then(|| server.telemetry_path.clone()),
                 agent: settings.agent,
+                namespaces: std::sync::OnceLock::new(),
                 metrics,
                 certs,
                 limits,
+                // `Semaphore::new` panics above MAX_PERMITS; no limit that high is meaningful.
+                in_flight: tokio::sync::Semaphore::new(
+                    limits
+                        .max_in_flight
+                        .min(tokio::sync::Semaphore::MAX_PERMITS),
+                ),
+                body_budget: tokio::sync::Semaphore::new(
+                    limits
+                        .max_buffered_bytes
+                        .min(tokio::sync::Semaphore::MAX_PERMITS),
+                ),
                 acceptor: TlsAcceptor::from(Arc::new(tls_config)),
                 http,
             }),
@@ -249,7 +335,10 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
+        // `graceful` counts the connections and waits for them; `stop` tells each one to finish
+        // (each connection task drives its own graceful shutdown, see `drive`).
         let graceful = GracefulShutdown::new();
+        let (stop, _) = tokio::sync::watch::channel(());
         let mut connections = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -265,6 +354,7 @@ impl Server {
                             tcp,
                             peer,
                             graceful.watcher(),
+                            stop.subscribe(),
                         ));
                     }
                     Err(e) => {
@@ -276,6 +366,7 @@ impl Server {
             }
         }
         drop(listener);
+        let _ = stop.send(());
         tracing::info!(
             target: HANDLER,
             Connections = graceful.count() as u64,
@@ -298,7 +389,15 @@ impl Server {
 
 /// One client connection: TLS handshake (bounded), then HTTP/2 or HTTP/1.1 as negotiated by
 /// ALPN, watched for graceful shutdown.
-async fn serve_connection(ctx: Arc<Ctx>, tcp: TcpStream, peer: SocketAddr, watcher: Watcher) {
+async fn serve_connection(
+    ctx: Arc<Ctx>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    watcher: Watcher,
+    stop: tokio::sync::watch::Receiver<()>,
+) {
+    // Counted as open (for the shutdown wait) until this task ends.
+    let _watcher = watcher;
     // Replies are small and latency matters more than packet count.
     let _ = tcp.set_nodelay(true);
     let tls = match tokio::time::timeout(ctx.limits.tls_handshake_timeout, ctx.acceptor.accept(tcp))
@@ -327,24 +426,105 @@ async fn serve_connection(ctx: Arc<Ctx>, tcp: TcpStream, peer: SocketAddr, watch
     // default) means a client that sends nothing is always under one of our timeouts.
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
     let service_ctx = Arc::clone(&ctx);
+    let activity = Arc::new(Activity::default());
+    let service_activity = Arc::clone(&activity);
     let service = service_fn(move |req| {
         let ctx = Arc::clone(&service_ctx);
-        async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
+        let busy = service_activity.start();
+        async move {
+            let reply = handle(&ctx, req).await;
+            drop(busy);
+            Ok::<_, Infallible>(reply)
+        }
     });
     let result = if h2 {
         let http = ctx.http.clone().http2_only();
         let io = PrefaceDeadline::new(tls, ctx.limits.header_read_timeout);
-        watcher
-            .watch(http.serve_connection(TokioIo::new(io), service))
-            .await
+        let idle = Some((activity.as_ref(), ctx.limits.http2_idle_timeout));
+        drive(http.serve_connection(TokioIo::new(io), service), stop, idle).await
     } else {
         let http = ctx.http.clone().http1_only();
-        watcher
-            .watch(http.serve_connection(TokioIo::new(tls), service))
-            .await
+        drive(
+            http.serve_connection(TokioIo::new(tls), service),
+            stop,
+            None,
+        )
+        .await
     };
     if let Err(e) = result {
         tracing::debug!(target: HANDLER, Peer = %peer, Error = %e, "connection closed with an error");
+    }
+}
+
+/// Runs a connection to its end, shutting it down gracefully (HTTP/2 GOAWAY, or HTTP/1.1
+/// close after the request in flight) when the server stops, or with `idle`, when no request
+/// has started or ended on it for a whole period and none is in flight.
+async fn drive<C: GracefulConnection>(
+    conn: C,
+    mut stop: tokio::sync::watch::Receiver<()>,
+    idle: Option<(&Activity, Duration)>,
+) -> Result<(), C::Error> {
+    let mut conn = std::pin::pin!(conn);
+    let mut ticker = idle.map(|(_, period)| {
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker
+    });
+    let mut last_seen = 0;
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => return result,
+            // A dropped sender means the server is gone too: stop either way.
+            _ = stop.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            Some(()) = async {
+                match ticker.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                        Some(())
+                    }
+                    None => std::future::pending().await,
+                }
+            }, if !closing => {
+                if let Some((activity, _)) = idle {
+                    let events = activity.events.load(Ordering::Relaxed);
+                    if activity.in_flight.load(Ordering::Relaxed) == 0 && events == last_seen {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    last_seen = events;
+                }
+            }
+        }
+    }
+}
+
+/// Requests on one connection: how many are in the handler, and a count of every start and
+/// end, so "no change over a whole period" means idle for at least that period.
+#[derive(Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    events: AtomicU64,
+}
+
+impl Activity {
+    fn start(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.events.fetch_add(1, Ordering::Relaxed);
+        Busy(Arc::clone(self))
+    }
+}
+
+/// A request in the handler; see [`Activity`].
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.events.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -360,6 +540,18 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<ReplyBody> {
 
 /// `/mutate`, any method (mutation.md §1).
 async fn mutate(ctx: &Ctx, req: Request<Incoming>) -> Response<ReplyBody> {
+    // Checked before anything else, so a refusal costs next to nothing. No Retry-After: the
+    // API server's client would wait and retry; a plain 503 makes it apply the webhook's
+    // failurePolicy at once.
+    let Ok(_permit) = ctx.in_flight.try_acquire() else {
+        ctx.metrics.record_rejection();
+        let msg = format!(
+            "Too many requests in flight: the limit is {} (-max-requests-in-flight); try again later",
+            ctx.limits.max_in_flight
+        );
+        tracing::warn!(target: HANDLER, Warn = %msg, Code = 503_u64, "warning for request");
+        return text_reply(StatusCode::SERVICE_UNAVAILABLE, &msg);
+    };
     let url = req
         .uri()
         .path_and_query()
@@ -383,13 +575,18 @@ async fn mutate(ctx: &Ctx, req: Request<Incoming>) -> Response<ReplyBody> {
     }
 
     let head = req.method() == Method::HEAD;
-    let body = match read_body(req.into_body(), &ctx.limits).await {
-        Ok(body) => body,
+    // The budget share is held until the review is done with the body.
+    let (body, _buffered) = match read_body(req.into_body(), &ctx.limits, &ctx.body_budget).await {
+        Ok(read) => read,
         Err(e) => {
             let (status, msg) = match &e {
-                BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+                BodyError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
                 BodyError::Read(_) | BodyError::TimedOut(_) => {
                     (StatusCode::BAD_REQUEST, e.to_string())
+                }
+                BodyError::OverBudget(_) => {
+                    ctx.metrics.record_rejection();
+                    (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
                 }
             };
             tracing::error!(target: HANDLER, Error = %msg, Code = u64::from(status.as_u16()), "error on request");
@@ -402,7 +599,11 @@ async fn mutate(ctx: &Ctx, req: Request<Incoming>) -> Response<ReplyBody> {
         return text_reply(StatusCode::BAD_REQUEST, msg);
     }
 
-    match admission::review(&body, &ctx.agent) {
+    let namespace_defaults = |namespace: &str| match ctx.namespaces.get() {
+        Some(cache) => cache.lookup(namespace),
+        None => admission::NamespaceDefaults::Off,
+    };
+    match admission::review_with(&body, &ctx.agent, &namespace_defaults) {
         Ok(reviewed) => {
             ctx.metrics
                 .record_outcome(&reviewed.namespace, &reviewed.outcome);
@@ -437,30 +638,98 @@ async fn mutate(ctx: &Ctx, req: Request<Incoming>) -> Response<ReplyBody> {
 #[derive(Debug, Error)]
 enum BodyError {
     /// Content-Length or the bytes received exceed the limit.
-    #[error("Request body too large: the limit is {MAX_BODY_BYTES} bytes")]
-    TooLarge,
+    #[error("Request body too large: the limit is {0} bytes")]
+    TooLarge(usize),
     /// The client stopped sending.
     #[error("error reading request body: no complete body within {0:?}")]
     TimedOut(Duration),
     /// The connection failed mid-body.
     #[error("error reading request body: {0}")]
     Read(String),
+    /// Buffering this body would take the bodies being read past [`Limits::max_buffered_bytes`].
+    #[error(
+        "Too many request bytes in flight: the limit is {0} bytes for all bodies together; try again later"
+    )]
+    OverBudget(usize),
 }
 
 /// Reads the whole body, refusing at once a declared length over the limit and otherwise
-/// stopping as soon as the limit is crossed, so an oversized body is never buffered.
-async fn read_body(body: Incoming, limits: &Limits) -> Result<Bytes, BodyError> {
+/// stopping as soon as the limit is crossed, so an oversized body is never buffered. Every byte
+/// of buffer capacity is first taken from `budget` (shared by all requests); the returned
+/// permit gives it back when dropped.
+async fn read_body<'a>(
+    mut body: Incoming,
+    limits: &Limits,
+    budget: &'a tokio::sync::Semaphore,
+) -> Result<(Bytes, BodyBudget<'a>), BodyError> {
     let max = limits.max_body_bytes;
     // hyper's size hint is exact when the client declared Content-Length.
-    if body.size_hint().lower() > max as u64 {
-        return Err(BodyError::TooLarge);
+    let declared = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
+    if declared > max {
+        return Err(BodyError::TooLarge(max));
     }
-    let collect = Limited::new(body, max).collect();
-    match tokio::time::timeout(limits.body_read_timeout, collect).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
-        Ok(Err(e)) => Err(BodyError::Read(e.to_string())),
+    let mut held = BodyBudget {
+        budget,
+        permit: None,
+        bytes: 0,
+        total: limits.max_buffered_bytes,
+    };
+    held.grow(declared)?;
+    let mut buf = Vec::with_capacity(declared);
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+            // Trailers carry nothing the webhook reads.
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let needed = buf.len() + data.len();
+            if needed > max {
+                return Err(BodyError::TooLarge(max));
+            }
+            if needed > buf.capacity() {
+                // Doubling, as `Vec` would, but capped, and paid for before allocating.
+                let capacity = needed.max(buf.capacity() * 2).min(max);
+                held.grow(capacity)?;
+                buf.reserve_exact(capacity - buf.len());
+            }
+            buf.extend_from_slice(&data);
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(limits.body_read_timeout, read).await {
+        Ok(Ok(())) => Ok((Bytes::from(buf), held)),
+        Ok(Err(e)) => Err(e),
         Err(_) => Err(BodyError::TimedOut(limits.body_read_timeout)),
+    }
+}
+
+/// A request's share of [`Limits::max_buffered_bytes`], returned when dropped.
+struct BodyBudget<'a> {
+    budget: &'a tokio::sync::Semaphore,
+    permit: Option<tokio::sync::SemaphorePermit<'a>>,
+    bytes: usize,
+    total: usize,
+}
+
+impl BodyBudget<'_> {
+    /// Holds `bytes` in all, taking more from the budget if needed, without waiting.
+    fn grow(&mut self, bytes: usize) -> Result<(), BodyError> {
+        if bytes <= self.bytes {
+            return Ok(());
+        }
+        let more =
+            u32::try_from(bytes - self.bytes).map_err(|_| BodyError::OverBudget(self.total))?;
+        let permit = self
+            .budget
+            .try_acquire_many(more)
+            .map_err(|_| BodyError::OverBudget(self.total))?;
+        match &mut self.permit {
+            Some(held) => held.merge(permit),
+            None => self.permit = Some(permit),
+        }
+        self.bytes = bytes;
+        Ok(())
     }
 }
 

@@ -122,7 +122,29 @@ pub const SETTINGS: &[Setting] = &[
     s("telemetry-path", "AGENT_INJECT_TELEMETRY_PATH", "", Kind::Str, "Path for Prometheus metrics (off when empty)"),
     s("use-leader-elector", "AGENT_INJECT_USE_LEADER_ELECTOR", "false", Kind::Bool, "Coordinate certificates between replicas"),
     s("leader-election-mode", "AGENT_INJECT_LEADER_ELECTION_MODE", "configmap", Kind::Str, "With -use-leader-elector: configmap (upstream's leader-for-life lock) or lease (coordination.k8s.io Lease, bounded failover)"),
+    s("agent-binary", "AGENT_INJECT_AGENT_BINARY", "", Kind::Str, "CLI the agent command runs: vault, bao, or auto (bao for an openbao image); empty = vault, auto for openbao.org pods (not upstream)"),
+    s("namespace-defaults", "AGENT_INJECT_NAMESPACE_DEFAULTS", "false", Kind::Bool, "Use the Namespace's vault.hashicorp.com/* annotations as defaults for its pods (needs namespaces get/list/watch), not upstream"),
+    s("missed-injection-watcher", "AGENT_INJECT_MISSED_INJECTION_WATCHER", "false", Kind::Bool, "Count pods created without injection and emit an Event on them (needs pods list/watch, events create), not upstream"),
+    s("native-sidecar", "AGENT_INJECT_NATIVE_SIDECAR", "false", Kind::Bool, "Inject the agent as a native sidecar (Kubernetes 1.29+: an init container with restartPolicy Always), not upstream"),
+    s("seccomp-runtime-default", "AGENT_INJECT_SECCOMP_RUNTIME_DEFAULT", "false", Kind::Bool, "Give the agent containers seccompProfile RuntimeDefault (restricted Pod Security), not upstream"),
+    s("max-requests-in-flight", "AGENT_INJECT_MAX_REQUESTS_IN_FLIGHT", DEFAULT_MAX_REQUESTS_IN_FLIGHT_STR, Kind::Int, "Most /mutate requests handled at once; beyond it the webhook answers 503 at once (not upstream)"),
 ];
+
+/// Default of `-max-requests-in-flight`: at least kube-apiserver's default
+/// `--max-mutating-requests-inflight` (200), so one apiserver at its own limit is never turned
+/// away, and small enough that a full queue (about 1 ms of CPU per review for a large pod) drains
+/// in well under a second even on one throttled core, far inside any webhook timeout. See
+/// SECURITY.md for the figures.
+pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 256;
+const DEFAULT_MAX_REQUESTS_IN_FLIGHT_STR: &str = "256";
+
+/// OpenBao's name for an `AGENT_INJECT_VAULT_*` variable (`AGENT_INJECT_BAO_ADDR`, ...), read
+/// when neither the documented name nor its upstream alias is set. openbao-k8s reads the same
+/// six names; there they win over the Vault ones, here the Vault ones do (drop-in first).
+pub fn bao_alias(env: &str) -> Option<String> {
+    env.strip_prefix("AGENT_INJECT_VAULT_")
+        .map(|rest| format!("AGENT_INJECT_BAO_{rest}"))
+}
 
 /// The agent image upstream v1.7.6 defaults to.
 pub const DEFAULT_AGENT_IMAGE: &str = "hashicorp/vault:2.0.4";
@@ -153,9 +175,15 @@ pub enum SettingsError {
     /// TLS version or cipher list problems.
     #[error("Failed to configure TLS: {0}")]
     Tls(String),
+    /// `-max-requests-in-flight` is not a positive integer.
+    #[error("Invalid maximum of requests in flight: {} (must be a positive integer)", goparse::go_quote(.0))]
+    MaxRequestsInFlight(String),
     /// `-leader-election-mode` is neither `configmap` nor `lease`.
     #[error("Invalid leader election mode: {} (must be configmap or lease)", goparse::go_quote(.0))]
     LeaderElectionMode(String),
+    /// `-agent-binary` is none of the empty string, `vault`, `bao`, `auto`.
+    #[error("Invalid agent binary: {} (must be vault, bao or auto)", goparse::go_quote(.0))]
+    AgentBinary(String),
 }
 
 /// Raw values keyed by env var name, after flag and env precedence has been applied.
@@ -185,7 +213,12 @@ impl RawSettings {
             }
             let from_env = env(setting.env)
                 .filter(|v| !v.is_empty())
-                .or_else(|| setting.alias.and_then(env).filter(|v| !v.is_empty()));
+                .or_else(|| setting.alias.and_then(env).filter(|v| !v.is_empty()))
+                .or_else(|| {
+                    bao_alias(setting.env)
+                        .and_then(|bao| env(&bao))
+                        .filter(|v| !v.is_empty())
+                });
             if let Some(v) = from_env {
                 value = v;
             }
@@ -255,9 +288,42 @@ pub struct AgentDefaults {
     pub disable_idle_connections: String,
     /// `-disable-keep-alives`, a comma list.
     pub disable_keep_alives: String,
+    /// `-agent-binary` (not upstream): which CLI the injected command runs.
+    pub agent_binary: AgentBinarySetting,
+    /// `-native-sidecar` (not upstream): default of `agent-native-sidecar`.
+    pub native_sidecar: bool,
+    /// `-seccomp-runtime-default` (not upstream): default of `agent-seccomp-runtime-default`.
+    pub seccomp_runtime_default: bool,
 }
 
-/// The six resource defaults, as quantity strings (empty = leave the resource out).
+/// `-agent-binary` (not upstream): the CLI the agent containers run, `vault` or `bao`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AgentBinarySetting {
+    /// Empty (the default): `vault`, as upstream, except for pods annotated with
+    /// `openbao.org/agent-inject`, which get [`Self::Auto`].
+    #[default]
+    Upstream,
+    /// Always `vault`.
+    Vault,
+    /// Always `bao`.
+    Bao,
+    /// `bao` when the agent image's name contains `openbao`, else `vault`.
+    Auto,
+}
+
+impl AgentBinarySetting {
+    /// Parses the empty string, `vault`, `bao` or `auto` (exact, lowercase).
+    pub fn parse(v: &str) -> Result<Self, SettingsError> {
+        match v {
+            "" => Ok(Self::Upstream),
+            "vault" => Ok(Self::Vault),
+            "bao" => Ok(Self::Bao),
+            "auto" => Ok(Self::Auto),
+            other => Err(SettingsError::AgentBinary(other.to_owned())),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceDefaults {
     /// `-cpu-request`.
@@ -303,6 +369,12 @@ pub struct ServerSettings {
     pub use_leader_elector: bool,
     /// `-leader-election-mode` (not upstream): how replicas elect the certificate manager.
     pub leader_election_mode: LeaderElectionMode,
+    /// `-max-requests-in-flight` (not upstream): the most `/mutate` requests handled at once.
+    pub max_requests_in_flight: usize,
+    /// `-namespace-defaults` (not upstream): Namespace annotations as defaults for its pods.
+    pub namespace_defaults: bool,
+    /// `-missed-injection-watcher` (not upstream): count and report pods created uninjected.
+    pub missed_injection_watcher: bool,
     /// Things accepted for compatibility that this build cannot honour, to be logged at start.
     pub warnings: Vec<String>,
 }
@@ -439,6 +511,10 @@ impl Settings {
         let exit_on_retry_failure =
             raw.bool("AGENT_INJECT_TEMPLATE_CONFIG_EXIT_ON_RETRY_FAILURE")?;
         let use_leader_elector = raw.bool("AGENT_INJECT_USE_LEADER_ELECTOR")?;
+        let namespace_defaults = raw.bool("AGENT_INJECT_NAMESPACE_DEFAULTS")?;
+        let missed_injection_watcher = raw.bool("AGENT_INJECT_MISSED_INJECTION_WATCHER")?;
+        let native_sidecar = raw.bool("AGENT_INJECT_NATIVE_SIDECAR")?;
+        let seccomp_runtime_default = raw.bool("AGENT_INJECT_SECCOMP_RUNTIME_DEFAULT")?;
         let max_connections_per_host =
             parse_int64(raw.get("AGENT_INJECT_TEMPLATE_MAX_CONNECTIONS_PER_HOST"))
                 .map_err(|e| SettingsError::Env(e.to_string()))?;
@@ -486,6 +562,14 @@ impl Settings {
             parse_cipher_suites(raw.get("AGENT_INJECT_TLS_CIPHER_SUITES"), &mut warnings)?;
         let leader_election_mode =
             LeaderElectionMode::parse(raw.get("AGENT_INJECT_LEADER_ELECTION_MODE"))?;
+        let agent_binary = AgentBinarySetting::parse(raw.get("AGENT_INJECT_AGENT_BINARY"))?;
+        let max_requests_in_flight = {
+            let v = raw.get("AGENT_INJECT_MAX_REQUESTS_IN_FLIGHT");
+            match parse_int64(v).ok().and_then(|n| usize::try_from(n).ok()) {
+                Some(n) if n > 0 => n,
+                _ => return Err(SettingsError::MaxRequestsInFlight(v.to_owned())),
+            }
+        };
 
         Ok(Self {
             agent: AgentDefaults {
@@ -519,6 +603,9 @@ impl Settings {
                 auth_max_backoff: raw.string("AGENT_INJECT_AUTH_MAX_BACKOFF"),
                 disable_idle_connections: raw.string("AGENT_INJECT_DISABLE_IDLE_CONNECTIONS"),
                 disable_keep_alives: raw.string("AGENT_INJECT_DISABLE_KEEP_ALIVES"),
+                agent_binary,
+                native_sidecar,
+                seccomp_runtime_default,
             },
             server: ServerSettings {
                 listen: raw.string("AGENT_INJECT_LISTEN"),
@@ -534,6 +621,9 @@ impl Settings {
                 telemetry_path: raw.string("AGENT_INJECT_TELEMETRY_PATH"),
                 use_leader_elector,
                 leader_election_mode,
+                namespace_defaults,
+                missed_injection_watcher,
+                max_requests_in_flight,
                 warnings,
             },
         })
@@ -700,6 +790,7 @@ mod tests {
                 "AGENT_INJECT_TLS_MIN_VERSION" => "tls13",
                 "AGENT_INJECT_TLS_CIPHER_SUITES" => "TLS_AES_128_GCM_SHA256",
                 "AGENT_INJECT_LEADER_ELECTION_MODE" => "lease",
+                "AGENT_INJECT_AGENT_BINARY" => "bao",
                 _ => "from-env",
             };
             // The setting under test goes in last, so it wins even for the Vault address.
@@ -763,6 +854,76 @@ mod tests {
         .unwrap();
         assert_eq!(s.server.tls_cert_file, "/alias.pem");
         assert_eq!(s.agent.resources.cpu_request, "2");
+    }
+
+    #[test]
+    fn bao_names_alias_the_six_vault_settings_and_lose_to_them() {
+        let aliased: Vec<_> = SETTINGS.iter().filter_map(|s| bao_alias(s.env)).collect();
+        assert_eq!(
+            aliased,
+            [
+                "AGENT_INJECT_BAO_ADDR",
+                "AGENT_INJECT_BAO_IMAGE",
+                "AGENT_INJECT_BAO_AUTH_TYPE",
+                "AGENT_INJECT_BAO_AUTH_PATH",
+                "AGENT_INJECT_BAO_NAMESPACE",
+                "AGENT_INJECT_BAO_CACERT_BYTES",
+            ]
+        );
+        let s = resolve(
+            &[],
+            &[
+                ("AGENT_INJECT_BAO_ADDR", "http://bao:8200"),
+                ("AGENT_INJECT_BAO_IMAGE", "openbao/openbao:2.4.1"),
+                ("AGENT_INJECT_BAO_AUTH_PATH", "auth/k8s"),
+                ("AGENT_INJECT_BAO_CACERT_BYTES", "PEM"),
+                ("AGENT_INJECT_VAULT_AUTH_PATH", "auth/vault-wins"),
+                ("AGENT_INJECT_BAO_NAMESPACE", ""),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.agent.vault_address, "http://bao:8200");
+        assert_eq!(s.agent.image, "openbao/openbao:2.4.1");
+        assert_eq!(s.agent.auth_path, "auth/vault-wins");
+        assert_eq!(s.agent.ca_cert_bytes, "PEM");
+        assert_eq!(s.agent.vault_namespace, "");
+        // The upstream alias still beats the OpenBao name.
+        let s = resolve(
+            &[("vault-address", "x")],
+            &[
+                (
+                    "AGENT_INJECT_AGENT_INJECT_VAULT_CACERT_BYTES",
+                    "upstream-alias",
+                ),
+                ("AGENT_INJECT_BAO_CACERT_BYTES", "bao"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.agent.ca_cert_bytes, "upstream-alias");
+    }
+
+    #[test]
+    fn beyond_upstream_switches_are_off_by_default() {
+        let s = resolve(&[("vault-address", "x")], &[]).unwrap();
+        assert!(!s.server.namespace_defaults);
+        assert!(!s.server.missed_injection_watcher);
+        assert_eq!(s.agent.agent_binary, AgentBinarySetting::Upstream);
+        let s = resolve(
+            &[("vault-address", "x"), ("namespace-defaults", "true")],
+            &[
+                ("AGENT_INJECT_MISSED_INJECTION_WATCHER", "1"),
+                ("AGENT_INJECT_AGENT_BINARY", "auto"),
+            ],
+        )
+        .unwrap();
+        assert!(s.server.namespace_defaults);
+        assert!(s.server.missed_injection_watcher);
+        assert_eq!(s.agent.agent_binary, AgentBinarySetting::Auto);
+        let err = resolve(&[("vault-address", "x"), ("agent-binary", "openbao")], &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Invalid agent binary: \"openbao\" (must be vault, bao or auto)"
+        );
     }
 
     #[test]
@@ -845,6 +1006,33 @@ mod tests {
         assert_eq!(s.server.tls_cipher_suites.len(), 2);
         assert_eq!(s.server.warnings.len(), 1);
         assert!(s.server.warnings[0].contains("TLS_RSA_WITH_RC4_128_SHA"));
+    }
+
+    #[test]
+    fn max_requests_in_flight_is_a_positive_integer() {
+        assert_eq!(
+            DEFAULT_MAX_REQUESTS_IN_FLIGHT_STR.parse::<usize>(),
+            Ok(DEFAULT_MAX_REQUESTS_IN_FLIGHT)
+        );
+        let s = resolve(&[("vault-address", "x")], &[]).unwrap();
+        assert_eq!(
+            s.server.max_requests_in_flight,
+            DEFAULT_MAX_REQUESTS_IN_FLIGHT
+        );
+        let s = resolve(
+            &[("vault-address", "x"), ("max-requests-in-flight", "8")],
+            &[("AGENT_INJECT_MAX_REQUESTS_IN_FLIGHT", "16")],
+        )
+        .unwrap();
+        assert_eq!(s.server.max_requests_in_flight, 16);
+        for bad in ["0", "-1", "many", "1.5"] {
+            let err = resolve(
+                &[("vault-address", "x")],
+                &[("AGENT_INJECT_MAX_REQUESTS_IN_FLIGHT", bad)],
+            )
+            .unwrap_err();
+            assert_eq!(err, SettingsError::MaxRequestsInFlight(bad.to_owned()));
+        }
     }
 
     #[test]

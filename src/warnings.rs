@@ -66,7 +66,9 @@ pub fn for_request(r: &AgentRequest) -> Vec<String> {
             ));
         }
     }
-    if !dynamic.is_empty() && r.pre_populate && has_sidecar && !r.cache.enable {
+    // A native sidecar is the only agent (no init container), so there is no second lease.
+    if !dynamic.is_empty() && r.pre_populate && has_sidecar && !r.native_sidecar && !r.cache.enable
+    {
         out.push(format!(
             "{}: init container and sidecar each lease their own credentials without the agent cache; set it to \"true\" so the sidecar renews the lease the app started with",
             keys::CACHE_ENABLE

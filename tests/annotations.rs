@@ -106,6 +106,8 @@ fn bool_annotations_accept_go_spellings_and_refuse_others() {
         "agent-auto-auth-exit-on-err",
         "agent-cache-exit-on-err",
         "template-config-exit-on-retry-failure",
+        "agent-native-sidecar",
+        "agent-seccomp-runtime-default",
     ] {
         for ok in [
             "true", "false", "TRUE", "FALSE", "0", "1", "t", "f", "True", "",
@@ -1374,4 +1376,342 @@ fn not_a_pod_is_refused_with_the_decoder_message() {
     let msg = refusal(&p);
     assert!(!msg.starts_with("error"), "{msg}");
     assert!(msg.contains("invalid type"), "{msg}");
+}
+
+// ---- beyond upstream: native sidecar (vault-k8s issue 620) ----
+
+fn with_settings(native: bool, seccomp: bool) -> AgentDefaults {
+    let mut d = defaults();
+    d.native_sidecar = native;
+    d.seccomp_runtime_default = seccomp;
+    d
+}
+
+fn probe_command(container: &serde_json::Value) -> Option<String> {
+    container["startupProbe"]["exec"]["command"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .map(|a| a.as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+}
+
+#[test]
+fn native_sidecar_is_one_restartable_init_container_with_a_startup_probe() {
+    let out = inject(
+        &pod()
+            .ann("agent-native-sidecar", "true")
+            .ann("agent-inject-secret-db", "database/creds/app")
+            .ann("agent-inject-template-cfg", "{{ .Data }}")
+            .ann("agent-inject-file-cfg", "conf/app.cfg")
+            .build(),
+    )
+    .unwrap();
+    assert_eq!(out.init_names(), ["vault-agent"]);
+    assert_eq!(out.container_names(), ["app"]);
+    assert!(!out.volume_names().contains(&"home-init".to_owned()));
+    let agent = out.container("vault-agent");
+    assert_eq!(agent["restartPolicy"], "Always");
+    assert_eq!(
+        probe_command(agent).unwrap(),
+        "/bin/sh -c test -e '/vault/secrets/conf/app.cfg' && test -e '/vault/secrets/db'"
+    );
+    assert_eq!(agent["startupProbe"]["periodSeconds"], 1);
+    assert_eq!(agent["startupProbe"]["failureThreshold"], 300);
+    // The sidecar's configuration and mounts: it keeps running, and logs in once.
+    let config = out.config("vault-agent");
+    assert_eq!(config["exit_after_auth"], false);
+    assert_eq!(
+        mount_names(agent)[..2],
+        ["kube-api-access-abcde", "home-sidecar"]
+    );
+    // The preStop lifecycle of the sidecar is kept (allowed on restartable init containers).
+    assert!(agent.get("lifecycle").is_some());
+    serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(out.pod.clone()).unwrap();
+}
+
+#[test]
+fn the_native_sidecar_setting_is_overridden_by_the_annotation() {
+    let native = with_settings(true, false);
+    let out = inject_with(&pod().build(), &native).unwrap();
+    assert_eq!(out.init_names(), ["vault-agent"]);
+    assert_eq!(out.container_names(), ["app"]);
+    let out = inject_with(&pod().ann("agent-native-sidecar", "false").build(), &native).unwrap();
+    assert_eq!(out.init_names(), ["vault-agent-init"]);
+    assert_eq!(out.container_names(), ["app", "vault-agent"]);
+    // Off by default: the drop-in shape.
+    let out = inject(&pod().build()).unwrap();
+    assert_eq!(out.init_names(), ["vault-agent-init"]);
+    assert!(out.container("vault-agent").get("restartPolicy").is_none());
+    let err = vault_injector::admission::mutate(
+        &pod().ann("agent-native-sidecar", "sometimes").build(),
+        "apps",
+        &native,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "error creating new agent sidecar: cannot parse '' as bool: strconv.ParseBool: parsing \"sometimes\": invalid syntax (annotation vault.hashicorp.com/agent-native-sidecar)"
+    );
+}
+
+#[test]
+fn native_sidecar_without_templates_waits_for_the_login() {
+    let out = inject(&pod().ann("agent-native-sidecar", "true").build()).unwrap();
+    assert_eq!(
+        probe_command(out.container("vault-agent")).unwrap(),
+        "/bin/sh -c test -e '/home/vault/.vault-token'"
+    );
+}
+
+#[test]
+fn native_sidecar_without_pre_populate_does_not_hold_the_app_back() {
+    let out = inject(
+        &pod()
+            .ann("agent-native-sidecar", "true")
+            .ann("agent-pre-populate", "false")
+            .ann("agent-inject-secret-db", "database/creds/app")
+            .init_container("setup")
+            .build(),
+    )
+    .unwrap();
+    assert_eq!(out.init_names(), ["setup", "vault-agent"]);
+    let agent = out.container("vault-agent");
+    assert_eq!(agent["restartPolicy"], "Always");
+    assert!(agent.get("startupProbe").is_none());
+}
+
+#[test]
+fn native_sidecar_follows_init_first_and_mounts_secrets_in_user_init_containers() {
+    let p = pod()
+        .ann("agent-native-sidecar", "true")
+        .init_container("setup");
+    let out = inject(&p.clone().build()).unwrap();
+    assert_eq!(out.init_names(), ["setup", "vault-agent"]);
+    assert_eq!(mount_names(out.container("setup")), ["vault-secrets"]);
+    let out = inject(&p.ann("agent-init-first", "true").build()).unwrap();
+    assert_eq!(out.init_names(), ["vault-agent", "setup"]);
+    assert_eq!(mount_names(out.container("setup")), ["vault-secrets"]);
+}
+
+#[test]
+fn pre_populate_only_wins_over_native_sidecar() {
+    for d in [with_settings(true, false), defaults()] {
+        let out = inject_with(
+            &pod()
+                .ann("agent-native-sidecar", "true")
+                .ann("agent-pre-populate-only", "true")
+                .build(),
+            &d,
+        )
+        .unwrap();
+        assert_eq!(out.init_names(), ["vault-agent-init"]);
+        assert_eq!(out.container_names(), ["app"]);
+        assert!(
+            out.container("vault-agent-init")
+                .get("restartPolicy")
+                .is_none()
+        );
+        assert_eq!(out.config("vault-agent-init")["exit_after_auth"], true);
+    }
+}
+
+#[test]
+fn native_sidecar_takes_the_sidecar_json_patch_and_no_persistent_cache() {
+    let out = inject(
+        &pod()
+            .ann("agent-native-sidecar", "true")
+            .ann("agent-cache-enable", "true")
+            .ann(
+                "agent-json-patch",
+                r#"[{"op": "replace", "path": "/startupProbe/periodSeconds", "value": 2}]"#,
+            )
+            .ann(
+                "agent-init-json-patch",
+                r#"[{"op": "replace", "path": "/name", "value": "unused"}]"#,
+            )
+            .build(),
+    )
+    .unwrap();
+    let agent = out.container("vault-agent");
+    assert_eq!(agent["startupProbe"]["periodSeconds"], 2);
+    assert!(!out.volume_names().contains(&"vault-agent-cache".to_owned()));
+    let config = out.config("vault-agent");
+    assert!(config["cache"].get("persist").is_none(), "{config}");
+    assert_eq!(config["listener"][0]["address"], "127.0.0.1:8200");
+}
+
+#[test]
+fn native_sidecar_in_configmap_mode_has_no_probe() {
+    let out = inject(
+        &pod()
+            .ann("agent-native-sidecar", "true")
+            .ann("agent-configmap", "agent-config")
+            .build(),
+    )
+    .unwrap();
+    let agent = out.container("vault-agent");
+    assert_eq!(agent["restartPolicy"], "Always");
+    assert!(agent.get("startupProbe").is_none());
+    assert_eq!(
+        agent["args"][0],
+        "touch /home/vault/.vault-token && vault agent -config=/vault/configs/config.hcl"
+    );
+}
+
+// ---- beyond upstream: restricted Pod Security (vault-k8s issue 377) ----
+
+#[test]
+fn seccomp_runtime_default_is_added_to_upstreams_security_context() {
+    let out = inject(&pod().ann("agent-seccomp-runtime-default", "true").build()).unwrap();
+    for name in ["vault-agent-init", "vault-agent"] {
+        let sc = &out.container(name)["securityContext"];
+        assert_eq!(
+            sc["seccompProfile"],
+            json!({"type": "RuntimeDefault"}),
+            "{name}"
+        );
+        // The rest of what `restricted` asks of a container, already upstream's default.
+        assert_eq!(sc["allowPrivilegeEscalation"], false);
+        assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+        assert_eq!(sc["runAsNonRoot"], true);
+        assert_eq!(sc["runAsUser"], 100);
+    }
+    let out = inject(&pod().build()).unwrap();
+    assert!(
+        out.container("vault-agent")["securityContext"]
+            .get("seccompProfile")
+            .is_none()
+    );
+}
+
+#[test]
+fn the_seccomp_setting_is_overridden_by_the_annotation() {
+    let on = with_settings(false, true);
+    let out = inject_with(&pod().build(), &on).unwrap();
+    assert_eq!(
+        out.container("vault-agent")["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let out = inject_with(
+        &pod().ann("agent-seccomp-runtime-default", "0").build(),
+        &on,
+    )
+    .unwrap();
+    assert!(
+        out.container("vault-agent")["securityContext"]
+            .get("seccompProfile")
+            .is_none()
+    );
+    let msg = refusal(&pod().ann("agent-seccomp-runtime-default", "on").build());
+    assert_eq!(
+        msg,
+        "error creating new agent sidecar: cannot parse '' as bool: strconv.ParseBool: parsing \"on\": invalid syntax (annotation vault.hashicorp.com/agent-seccomp-runtime-default)"
+    );
+}
+
+#[test]
+fn seccomp_alone_gets_a_security_context_of_its_own() {
+    let out = inject(
+        &pod()
+            .ann("agent-set-security-context", "false")
+            .ann("agent-seccomp-runtime-default", "true")
+            .build(),
+    )
+    .unwrap();
+    for name in ["vault-agent-init", "vault-agent"] {
+        assert_eq!(
+            out.container(name)["securityContext"],
+            json!({"seccompProfile": {"type": "RuntimeDefault"}}),
+            "{name}"
+        );
+    }
+}
+
+// ---- beyond upstream: large agent configurations (vault-k8s issue 197) ----
+
+/// `VAULT_CONFIG`, `VAULT_CONFIG_1`, ... of a container, in order.
+fn config_chunks(container: &serde_json::Value) -> Vec<(String, String)> {
+    container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"].as_str().unwrap().starts_with("VAULT_CONFIG"))
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_owned(),
+                e["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn many_templates(count: usize, size: usize) -> serde_json::Value {
+    let mut p = pod();
+    for i in 0..count {
+        p = p.ann(
+            &format!("agent-inject-template-t{i:03}"),
+            &format!(
+                "{{{{ with secret \"kv/data/t{i}\" }}}}{}{{{{ end }}}}",
+                "x".repeat(size)
+            ),
+        );
+    }
+    p.build()
+}
+
+#[test]
+fn a_config_that_fits_one_environment_string_is_not_split() {
+    let out = inject(&many_templates(30, 3000)).unwrap();
+    let chunks = config_chunks(out.container("vault-agent"));
+    assert_eq!(chunks.len(), 1);
+    assert!(chunks[0].1.len() > 100_000);
+    assert_eq!(
+        out.container("vault-agent")["args"][0],
+        vault_injector::inject::DEFAULT_CONTAINER_ARG
+    );
+}
+
+#[test]
+fn a_config_over_128_kib_is_split_and_joined_in_order() {
+    let out = inject(&many_templates(50, 3000)).unwrap();
+    for name in ["vault-agent-init", "vault-agent"] {
+        let c = out.container(name);
+        let chunks = config_chunks(c);
+        let names: Vec<_> = chunks.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["VAULT_CONFIG", "VAULT_CONFIG_1"], "{name}");
+        for (n, v) in &chunks {
+            // NAME=value and the NUL fit the kernel's MAX_ARG_STRLEN.
+            assert!(n.len() + 1 + v.len() < 131_072, "{n}: {}", v.len());
+        }
+        assert_eq!(
+            c["args"][0],
+            "echo ${VAULT_CONFIG?}${VAULT_CONFIG_1?} | base64 -d > /home/vault/config.json && vault agent -config=/home/vault/config.json"
+        );
+        let joined: String = chunks.iter().map(|(_, v)| v.as_str()).collect();
+        use base64::Engine as _;
+        let config: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(joined)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config["template"].as_array().unwrap().len(), 50);
+    }
+}
+
+#[test]
+fn the_split_is_exactly_at_the_kernel_limit() {
+    use vault_injector::inject::{CONFIG_CHUNK_LEN, config_env_chunks};
+    // "VAULT_CONFIG=" is 13 bytes, plus the NUL: 131058 value bytes fit, 131059 do not.
+    let fits = "A".repeat(131_058);
+    assert_eq!(config_env_chunks(&fits).len(), 1);
+    let over = "A".repeat(131_059);
+    let chunks = config_env_chunks(&over);
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(chunks[0].1.len(), CONFIG_CHUNK_LEN);
+    assert_eq!(CONFIG_CHUNK_LEN % 4, 0);
+    assert_eq!(chunks[1].0, "VAULT_CONFIG_1");
 }

@@ -4,6 +4,10 @@
 //!
 //! Update snapshots with `INSTA_UPDATE=always cargo test --test golden` and review the diff;
 //! CI (CI=true) never writes them, so a stale golden fails.
+//!
+//! A snapshot whose JSON exceeds [`ABBREVIATE_ABOVE`] (only the large-configuration fixture; every
+//! other snapshot is under 10 KiB) shows each string over 1 KiB as its length and FNV-1a hash, so
+//! it stays reviewable; the checks above the snapshots still see every byte.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -17,20 +21,64 @@ use serde_json::{Value, json};
 use vault_injector::admission::{self, Mutation};
 use vault_injector::patch;
 
+/// Snapshots larger than this (as compact JSON) have their long strings abbreviated.
+const ABBREVIATE_ABOVE: usize = 64 * 1024;
+/// Strings longer than this are abbreviated in such snapshots.
+const LONG_STRING: usize = 1024;
+
 fn agent_configs(pod: &Value) -> Value {
     let mut configs = serde_json::Map::new();
     for name in ["vault-agent-init", "vault-agent"] {
         let Some(container) = support::find_container(pod, name) else {
             continue;
         };
-        if let Some(b64) = support::env_value(container, "VAULT_CONFIG") {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .unwrap();
-            configs.insert(name.to_owned(), serde_json::from_slice(&bytes).unwrap());
+        // A large configuration is split over VAULT_CONFIG, VAULT_CONFIG_1, ... (issue 197).
+        let Some(first) = support::env_value(container, "VAULT_CONFIG") else {
+            continue;
+        };
+        let mut b64 = first.to_owned();
+        for i in 1.. {
+            match support::env_value(container, &format!("VAULT_CONFIG_{i}")) {
+                Some(chunk) => b64.push_str(chunk),
+                None => break,
+            }
         }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        configs.insert(name.to_owned(), serde_json::from_slice(&bytes).unwrap());
     }
     Value::Object(configs)
+}
+
+/// `value` itself, or with every long string replaced by `<N bytes, fnv1a64 HASH>` when the
+/// whole is too large to review.
+fn reviewable(value: Value) -> Value {
+    fn walk(v: Value) -> Value {
+        match v {
+            Value::String(s) if s.len() > LONG_STRING => Value::String(format!(
+                "<{} bytes, fnv1a64 {:016x}>",
+                s.len(),
+                fnv1a64(s.as_bytes())
+            )),
+            Value::Array(items) => Value::Array(items.into_iter().map(walk).collect()),
+            Value::Object(map) => {
+                Value::Object(map.into_iter().map(|(k, v)| (k, walk(v))).collect())
+            }
+            other => other,
+        }
+    }
+    if serde_json::to_string(&value).unwrap().len() > ABBREVIATE_ABOVE {
+        walk(value)
+    } else {
+        value
+    }
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 #[test]
@@ -69,9 +117,10 @@ fn golden_fixtures() {
         // Every field of the input survives (the injector only adds).
         assert_contains(&input, &mutated, "");
 
-        insta::assert_json_snapshot!("patch", Value::Array(ops));
-        insta::assert_yaml_snapshot!("pod", mutated);
-        insta::assert_json_snapshot!("agent_config", agent_configs(&mutated));
+        let configs = agent_configs(&mutated);
+        insta::assert_json_snapshot!("patch", reviewable(Value::Array(ops)));
+        insta::assert_yaml_snapshot!("pod", reviewable(mutated));
+        insta::assert_json_snapshot!("agent_config", reviewable(configs));
     });
 }
 

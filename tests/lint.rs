@@ -64,6 +64,12 @@ fn warnings_cover_the_dynamic_secret_failure_modes() {
         "{dynamic}    vault.hashicorp.com/agent-share-process-namespace: \"true\"\n    vault.hashicorp.com/agent-cache-enable: \"true\"\n"
     ));
     assert!(w.is_empty(), "{w:#?}");
+    // one agent only (native sidecar): no init-versus-sidecar lease warning
+    let w = warn(&format!(
+        "{dynamic}    vault.hashicorp.com/agent-native-sidecar: \"true\"\n"
+    ));
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(w[0].starts_with("vault.hashicorp.com/agent-inject-command-db: "));
     let w = warn(
         "    vault.hashicorp.com/agent-inject-template-db: '{{ with secret \"aws/creds/deploy\" }}{{ end }}'\n    vault.hashicorp.com/agent-inject-command-db: reload\n    vault.hashicorp.com/agent-cache-enable: \"true\"\n",
     );

@@ -40,7 +40,7 @@ ELECTOR_RULES = [
 LEASE_RULE = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
 MATCH_CONDITIONS = [{
     "name": "has-agent-inject-annotation",
-    "expression": "has(object.metadata.annotations) && 'vault.hashicorp.com/agent-inject' in object.metadata.annotations",
+    "expression": "has(object.metadata.annotations) && ('vault.hashicorp.com/agent-inject' in object.metadata.annotations || 'openbao.org/agent-inject' in object.metadata.annotations)",
 }]
 DEFAULT_OBJECT_SELECTOR = {"matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "NotIn", "values": [P]}]}
 FIELD = lambda path: {"fieldRef": {"fieldPath": path}}  # noqa: E731
@@ -95,7 +95,15 @@ def env_pairs(container):
     return out
 
 
-def common(objs, elector, lease=False, port=8080):
+# injector.namespaceDefaults / injector.missedInjectionWatcher (beyond vault-helm).
+WATCHER_RULES = [
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+]
+
+
+def common(objs, elector, lease=False, port=8080, watchers=False):
     want = {("ServiceAccount", P), ("ClusterRole", f"{P}-clusterrole"), ("ClusterRoleBinding", f"{P}-binding"),
             ("Service", f"{P}-svc"), ("Deployment", P), ("MutatingWebhookConfiguration", f"{P}-cfg")}
     if elector:
@@ -113,7 +121,8 @@ def common(objs, elector, lease=False, port=8080):
             check(not any(kind == k for kind, _ in objs), f"unexpected {k} without the elector")
 
     cr = objs.get(("ClusterRole", f"{P}-clusterrole"), {})
-    eq(cr.get("rules"), [MWC_RULE] + ([NODES_RULE] if elector else []), "ClusterRole rules")
+    eq(cr.get("rules"), [MWC_RULE] + ([NODES_RULE] if elector else []) + (WATCHER_RULES if watchers else []),
+       "ClusterRole rules")
     crb = objs.get(("ClusterRoleBinding", f"{P}-binding"), {})
     eq(crb.get("roleRef"), {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": f"{P}-clusterrole"},
        "ClusterRoleBinding roleRef")
@@ -265,7 +274,7 @@ def case_opt_in(objs, _):
 
 
 def case_everything(objs, _):
-    dep, pod, c, w = common(objs, elector=True, lease=True, port=9443)
+    dep, pod, c, w = common(objs, elector=True, lease=True, port=9443, watchers=True)
     eq(dep["spec"]["replicas"], 2, "replicas")
     env = [
         ("AGENT_INJECT_LISTEN", ":9443"),
@@ -289,6 +298,8 @@ def case_everything(objs, _):
         ("AGENT_INJECT_DEFAULT_TEMPLATE", "json"),
         ("AGENT_INJECT_TEMPLATE_CONFIG_EXIT_ON_RETRY_FAILURE", "false"),
         ("AGENT_INJECT_TEMPLATE_STATIC_SECRET_RENDER_INTERVAL", "5m"),
+        ("AGENT_INJECT_NAMESPACE_DEFAULTS", "true"),
+        ("AGENT_INJECT_MISSED_INJECTION_WATCHER", "true"),
         # extraEnvironmentVars, in key order (Go template map order), names upper-cased
         ("AGENT_INJECT_VAULT_NAMESPACE", "team-a"),
         ("AGENT_INJECT_TLS_MIN_VERSION", "tls13"),

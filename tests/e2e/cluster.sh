@@ -7,6 +7,9 @@
 #                                how to use them, and keep running until Ctrl-C / SIGTERM.
 #   tests/e2e/cluster.sh smoke   start everything, check it (namespaces, a Deployment whose Pod is
 #                                created by the controller-manager, OpenBao, PostgreSQL), stop.
+#   tests/e2e/cluster.sh bench-create
+#                                with the injector: run $E2E_CREATE_LATENCY_BIN (the create_latency
+#                                example of the scenarios crate), stop. See benches/apiserver.sh.
 #
 # State (certificates, kubeconfigs, data, logs) lives in a temp dir ($E2E_STATE) that is
 # removed on exit unless E2E_KEEP_STATE=1.
@@ -94,5 +97,12 @@ EOF
       done
     done
     ;;
-  *) echo "usage: $0 up|smoke [--with-injector]" >&2; exit 2 ;;
+  bench-create)
+    # issue 6 item 5 (benches/apiserver.sh): pod CREATE latency with and without the webhook.
+    [ -n "$with_injector" ] || e2e_die "bench-create needs the injector (E2E_INJECTOR_BIN)"
+    # shellcheck source=/dev/null
+    . "$E2E_STATE/env"
+    "${E2E_CREATE_LATENCY_BIN:?}" ${E2E_CREATE_LATENCY_ARGS:-}
+    ;;
+  *) echo "usage: $0 up|smoke|bench-create [--with-injector]" >&2; exit 2 ;;
 esac

@@ -205,9 +205,10 @@ EOF
 # ---------------------------------------------------------------------------------------------
 # control plane
 
+# e2e_etcd_start [CLIENT_PORT PEER_PORT]: fresh ports, or these (a restart on the same data dir).
 e2e_etcd_start() {
-  E2E_ETCD_PORT="$(e2e_free_port)"
-  E2E_ETCD_PEER_PORT="$(e2e_free_port)"
+  E2E_ETCD_PORT="${1:-$(e2e_free_port)}"
+  E2E_ETCD_PEER_PORT="${2:-$(e2e_free_port)}"
   mkdir -p "$E2E_STATE/etcd"
   chmod 700 "$E2E_STATE/etcd"
   e2e_spawn etcd "$E2E_ETCD" \
@@ -221,8 +222,9 @@ e2e_etcd_start() {
   e2e_wait etcd 60 curl -fsS "http://127.0.0.1:$E2E_ETCD_PORT/health"
 }
 
+# e2e_apiserver_start [PORT]: a fresh port, or this one (a restart the clients do not notice).
 e2e_apiserver_start() {
-  E2E_API_PORT="$(e2e_free_port)"
+  E2E_API_PORT="${1:-$(e2e_free_port)}"
   E2E_API_URL="https://127.0.0.1:$E2E_API_PORT"
   # The issuer is also what OpenBao's kubernetes auth is told (scenario 5).
   E2E_SA_ISSUER="$E2E_API_URL"
@@ -436,8 +438,12 @@ e2e_injector_start() {
   if [ "${E2E_INJECTOR_FROM:-}" = chart ]; then
     e2e_injector_spawn_chart injector || return 1
   else
+    # E2E_INJECTOR_EXTRA_ENV: space-separated VAR=VALUE words for this start only (scenarios
+    # that restart the injector with an opt-in setting, see start_injector_with_env).
+    # shellcheck disable=SC2086
     e2e_injector_spawn injector "$E2E_INJECTOR_PORT" \
-      AGENT_INJECT_TLS_CERT_FILE="$tls/tls.crt" AGENT_INJECT_TLS_KEY_FILE="$tls/tls.key" || return 1
+      AGENT_INJECT_TLS_CERT_FILE="$tls/tls.crt" AGENT_INJECT_TLS_KEY_FILE="$tls/tls.key" \
+      ${E2E_INJECTOR_EXTRA_ENV:-} || return 1
   fi
   e2e_wait injector 60 curl -fsS --cacert "$E2E_STATE/pki/ca.crt" \
     "https://127.0.0.1:$E2E_INJECTOR_PORT/health/ready"

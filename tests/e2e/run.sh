@@ -151,6 +151,25 @@ if [ -n "$run_tls" ]; then
   fi
 fi
 
+# 6. faults (tests/e2e/chaos.sh: apiserver/etcd restarts, replicas killed under a storm; its
+#    own control plane as well; also selected by the filter `chaos`)
+run_chaos=""
+if [ "${#filters[@]}" = 0 ]; then run_chaos=1; fi
+for f in "${filters[@]}"; do [[ chaos == *"$f"* ]] && run_chaos=1; done
+if [ -n "$run_chaos" ]; then
+  e2e_teardown
+  e2e_say "=== chaos.sh (apiserver and etcd restarts, replica SIGKILL under a pod storm)"
+  ts=$SECONDS
+  if env -u E2E_STATE "$E2E_DIR/chaos.sh"; then
+    passed=$((passed + 1))
+    e2e_say "=== chaos.sh: ok ($((SECONDS - ts))s)"
+  else
+    failed=$((failed + 1))
+    failed_names+=("chaos.sh")
+    e2e_say "=== chaos.sh: FAILED ($((SECONDS - ts))s)"
+  fi
+fi
+
 e2e_say "timings: components ${t_bins}s, builds $((t_builds - t_bins))s, stack $((t_stack - t_builds))s, scenarios ${t_scenarios}s, total $((SECONDS - t_start))s"
 [ "$failed" = 0 ] || e2e_say "failed scenarios: ${failed_names[*]}"
 echo "e2e: $passed passed, $failed failed"

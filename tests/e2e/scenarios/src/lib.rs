@@ -634,6 +634,106 @@ pub async fn cluster_url_and_ca() -> Result<(String, String)> {
     Ok((url, pem))
 }
 
+/// OpenBao's Kubernetes auth method against this apiserver, as an operator configures it
+/// (idempotent).
+pub async fn configure_kubernetes_auth(client: &Client) -> Result<()> {
+    let auths: Value = serde_json::from_str(&bao(&["auth", "list", "-format=json"], None).await?)?;
+    if auths.get("kubernetes/").is_none() {
+        bao(&["auth", "enable", "kubernetes"], None).await?;
+    }
+    let (host, ca_pem) = cluster_url_and_ca().await?;
+    let issuer = service_account_issuer(client).await?;
+    let reviewer = token_reviewer_jwt(client).await?;
+    let ca_file = std::env::temp_dir().join(format!("vault-injector-e2e-kube-ca-{}.pem", suffix()));
+    std::fs::write(&ca_file, &ca_pem)?;
+    let written = bao(
+        &[
+            "write",
+            "auth/kubernetes/config",
+            &format!("kubernetes_host={host}"),
+            &format!("kubernetes_ca_cert=@{}", ca_file.display()),
+            &format!("token_reviewer_jwt={reviewer}"),
+            &format!("issuer={issuer}"),
+            "disable_local_ca_jwt=true",
+        ],
+        None,
+    )
+    .await;
+    let _ = std::fs::remove_file(&ca_file);
+    written.map(drop)
+}
+
+const ORDERS_ROLE_SQL: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO \"{{name}}\";";
+
+/// The walkthrough's database side, as an operator configures it (idempotent): the `database`
+/// engine with connection `orders-pg` to the harness's PostgreSQL (as its non-superuser admin),
+/// the dynamic role `orders-app` (a new PostgreSQL user per lease) and the policy `orders-app`
+/// that may read its credentials.
+pub async fn configure_orders_database() -> Result<()> {
+    let mounts: Value =
+        serde_json::from_str(&bao(&["secrets", "list", "-format=json"], None).await?)?;
+    if mounts.get("database/").is_none() {
+        bao(&["secrets", "enable", "database"], None).await?;
+    }
+    let pg_host = env("E2E_PG_HOST").unwrap_or_else(|| "127.0.0.1".into());
+    let pg_port = env_req("E2E_PG_PORT")?;
+    let pg_db = env("E2E_PG_DATABASE").unwrap_or_else(|| "orders".into());
+    bao(
+        &[
+            "write",
+            "database/config/orders-pg",
+            "plugin_name=postgresql-database-plugin",
+            "allowed_roles=orders-app",
+            &format!("connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@{pg_host}:{pg_port}/{pg_db}?sslmode=disable"),
+            &format!("username={}", env_req("E2E_PG_ADMIN_USER")?),
+            &format!("password={}", env_req("E2E_PG_ADMIN_PASSWORD")?),
+        ],
+        None,
+    )
+    .await?;
+    let sql_file = std::env::temp_dir().join(format!("vault-injector-e2e-sql-{}.sql", suffix()));
+    std::fs::write(&sql_file, ORDERS_ROLE_SQL)?;
+    let written = bao(
+        &[
+            "write",
+            "database/roles/orders-app",
+            "db_name=orders-pg",
+            &format!("creation_statements=@{}", sql_file.display()),
+            "default_ttl=1h",
+            "max_ttl=24h",
+        ],
+        None,
+    )
+    .await;
+    let _ = std::fs::remove_file(&sql_file);
+    written?;
+    bao(
+        &["policy", "write", "orders-app", "-"],
+        Some("path \"database/creds/orders-app\" {\n  capabilities = [\"read\"]\n}\n"),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The Kubernetes auth role `role`: service account `orders-app` in `namespace` gets the policy
+/// `orders-app`. token_ttl is short so that a sidecar visibly renews its token during a test.
+pub async fn bind_orders_role(role: &str, namespace: &str) -> Result<()> {
+    bao(
+        &[
+            "write",
+            &format!("auth/kubernetes/role/{role}"),
+            "bound_service_account_names=orders-app",
+            &format!("bound_service_account_namespaces={namespace}"),
+            "policies=orders-app",
+            "token_ttl=20s",
+            "token_max_ttl=1h",
+        ],
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
 /// A service account bound to system:auth-delegator, whose token OpenBao uses for TokenReview.
 pub async fn token_reviewer_jwt(client: &Client) -> Result<String> {
     let ns = "vault";
@@ -674,6 +774,58 @@ pub async fn token_reviewer_jwt(client: &Client) -> Result<String> {
 
 // ---------------------------------------------------------------------------------------------
 // the fake kubelet: run one container of a created Pod on this machine
+
+/// `DB_USER` and `DB_PASS` of a rendered env file (empty when missing).
+pub fn parse_env_file(text: &str) -> (String, String) {
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    (get("DB_USER"), get("DB_PASS"))
+}
+
+/// The walkthrough's first half, shared by s5 and its OpenBao variant: the kubelet runs the
+/// injected `vault-agent-init` to completion, which must render `db.env` with mode 0440 into
+/// the shared `vault-secrets` volume, holding credentials that log in to PostgreSQL. Returns
+/// (user, password, the init container's output).
+pub async fn run_init_and_check_db_env(kubelet: &FakeKubelet) -> Result<(String, String, String)> {
+    let secrets_dir = kubelet.volume_dir("vault-secrets");
+    let mut init = kubelet.start("vault-agent-init").await?;
+    let st = init.wait_timeout(Duration::from_secs(90)).await?;
+    let init_log = init.log_text();
+    if st.map(|s| s.success()) != Some(true) {
+        init.stop().await?;
+        bail!("vault-agent-init did not complete (status {st:?}); its output:\n{init_log}");
+    }
+    let db_env = secrets_dir.join("db.env");
+    let meta = std::fs::metadata(&db_env).with_context(|| {
+        format!(
+            "{} was not rendered; agent output:\n{init_log}",
+            db_env.display()
+        )
+    })?;
+    ensure!(
+        meta.permissions().mode() & 0o777 == 0o440,
+        "db.env mode {:o}, want 0440",
+        meta.permissions().mode() & 0o777
+    );
+    let (user, pass) = parse_env_file(&std::fs::read_to_string(&db_env)?);
+    ensure!(
+        !user.is_empty() && !pass.is_empty(),
+        "db.env lacks DB_USER/DB_PASS"
+    );
+    log(format!(
+        "db.env rendered (mode 0440) for database user {user}"
+    ));
+    match psql(&user, &pass, "SELECT 1").await? {
+        Ok(out) => ensure!(out == "1", "SELECT 1 returned {out:?}"),
+        Err(e) => bail!("the rendered credentials do not log in: {e}"),
+    }
+    Ok((user, pass, init_log))
+}
 
 /// Runs containers of a Pod the way a kubelet would: the container's exact command and args,
 /// its env (fieldRefs resolved), its volume mounts (emptyDir = a host directory shared by the
@@ -1129,6 +1281,94 @@ pub fn expand_vars(s: &str, env: &[(String, String)]) -> String {
         i += ch.len_utf8();
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Beyond upstream (issue 8): restarting the injector with opt-in settings, and extra RBAC for
+// its service account (tests/beyond_io.rs)
+
+/// Start the injector with extra `AGENT_INJECT_*` settings for this run only (the local
+/// harness: `E2E_INJECTOR_START_CMD` reads `E2E_INJECTOR_EXTRA_ENV`). `start_injector` later
+/// starts it with its normal settings again.
+pub async fn start_injector_with_env(env: &[(&str, &str)]) -> Result<()> {
+    let cmd = env_req("E2E_INJECTOR_START_CMD")?;
+    let words: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    ensure!(
+        words.iter().all(|w| !w.contains([' ', '\'', '"'])),
+        "settings must be single shell words: {words:?}"
+    );
+    run_shell(&format!(
+        "E2E_INJECTOR_EXTRA_ENV='{}' {cmd}",
+        words.join(" ")
+    ))
+    .await
+}
+
+/// Stop the injector and start it again with extra settings.
+pub async fn restart_injector_with_env(client: &Client, env: &[(&str, &str)]) -> Result<()> {
+    stop_injector(client).await?;
+    start_injector_with_env(env).await
+}
+
+/// Stop the injector and start it again with its normal settings.
+pub async fn restart_injector(client: &Client) -> Result<()> {
+    stop_injector(client).await?;
+    start_injector(client).await
+}
+
+/// Grant the injector's service account (`vault/vault-agent-injector`, or
+/// `E2E_INJECTOR_NAMESPACE`/`E2E_INJECTOR_SERVICE_ACCOUNT`) a ClusterRole `name` with `rules`,
+/// bound by a ClusterRoleBinding of the same name (both replaced when they exist).
+pub async fn grant_injector_cluster_role(client: &Client, name: &str, rules: Value) -> Result<()> {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let ns = env("E2E_INJECTOR_NAMESPACE").unwrap_or_else(|| "vault".into());
+    let sa = env("E2E_INJECTOR_SERVICE_ACCOUNT").unwrap_or_else(|| "vault-agent-injector".into());
+    revoke_injector_cluster_role(client, name).await?;
+    let role: ClusterRole = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "vault-injector-e2e"}},
+        "rules": rules,
+    }))?;
+    Api::<ClusterRole>::all(client.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .with_context(|| format!("creating ClusterRole {name}"))?;
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "vault-injector-e2e"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
+    }))?;
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .with_context(|| format!("creating ClusterRoleBinding {name}"))?;
+    log(format!(
+        "granted ClusterRole {name} to serviceaccount {ns}/{sa}"
+    ));
+    Ok(())
+}
+
+/// Delete the ClusterRole and ClusterRoleBinding `name` (absent is fine).
+pub async fn revoke_injector_cluster_role(client: &Client, name: &str) -> Result<()> {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    for result in [
+        Api::<ClusterRoleBinding>::all(client.clone())
+            .delete(name, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+        Api::<ClusterRole>::all(client.clone())
+            .delete(name, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+    ] {
+        match result {
+            Ok(()) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! from KUBECONFIG; run them one at a time (`-- --test-threads=1`): scenario 2 and 4 read the
 //! injector's request counter and stop the injector.
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -10,6 +9,13 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::PostParams;
 use serde_json::{Value, json};
 use vault_injector_e2e::*;
+
+#[path = "beyond/core.rs"]
+mod beyond_core;
+#[path = "beyond/io.rs"]
+mod beyond_io;
+#[path = "beyond/warnings.rs"]
+mod beyond_warnings;
 
 const STATUS: &str = "vault.hashicorp.com/agent-inject-status";
 
@@ -381,90 +387,11 @@ async fn s4_injector_down_ignore_creates_uninjected_fail_refuses() -> Result<()>
 // ---------------------------------------------------------------------------------------------
 // Scenario 5: the dynamic-secrets walkthrough.
 
-const DB_ROLE_SQL: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO \"{{name}}\";";
-
 /// Configure OpenBao as an operator would (idempotent: both walkthrough tests call it).
 async fn configure_openbao(client: &kube::Client) -> Result<()> {
-    let auths: Value = serde_json::from_str(&bao(&["auth", "list", "-format=json"], None).await?)?;
-    if auths.get("kubernetes/").is_none() {
-        bao(&["auth", "enable", "kubernetes"], None).await?;
-    }
-    let (host, ca_pem) = cluster_url_and_ca().await?;
-    let issuer = service_account_issuer(client).await?;
-    let reviewer = token_reviewer_jwt(client).await?;
-    let dir = std::env::temp_dir().join(format!("vault-injector-e2e-bao-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let ca_file = dir.join("kube-ca.pem");
-    std::fs::write(&ca_file, &ca_pem)?;
-    bao(
-        &[
-            "write",
-            "auth/kubernetes/config",
-            &format!("kubernetes_host={host}"),
-            &format!("kubernetes_ca_cert=@{}", ca_file.display()),
-            &format!("token_reviewer_jwt={reviewer}"),
-            &format!("issuer={issuer}"),
-            "disable_local_ca_jwt=true",
-        ],
-        None,
-    )
-    .await?;
-
-    let mounts: Value =
-        serde_json::from_str(&bao(&["secrets", "list", "-format=json"], None).await?)?;
-    if mounts.get("database/").is_none() {
-        bao(&["secrets", "enable", "database"], None).await?;
-    }
-    let pg_host = env("E2E_PG_HOST").unwrap_or_else(|| "127.0.0.1".into());
-    let pg_port = env_req("E2E_PG_PORT")?;
-    let pg_db = env("E2E_PG_DATABASE").unwrap_or_else(|| "orders".into());
-    bao(
-        &[
-            "write",
-            "database/config/orders-pg",
-            "plugin_name=postgresql-database-plugin",
-            "allowed_roles=orders-app",
-            &format!("connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@{pg_host}:{pg_port}/{pg_db}?sslmode=disable"),
-            &format!("username={}", env_req("E2E_PG_ADMIN_USER")?),
-            &format!("password={}", env_req("E2E_PG_ADMIN_PASSWORD")?),
-        ],
-        None,
-    )
-    .await?;
-    let sql_file = dir.join("creation.sql");
-    std::fs::write(&sql_file, DB_ROLE_SQL)?;
-    bao(
-        &[
-            "write",
-            "database/roles/orders-app",
-            "db_name=orders-pg",
-            &format!("creation_statements=@{}", sql_file.display()),
-            "default_ttl=1h",
-            "max_ttl=24h",
-        ],
-        None,
-    )
-    .await?;
-    bao(
-        &["policy", "write", "orders-app", "-"],
-        Some("path \"database/creds/orders-app\" {\n  capabilities = [\"read\"]\n}\n"),
-    )
-    .await?;
-    // token_ttl is short so that the sidecar visibly renews its token during the test.
-    bao(
-        &[
-            "write",
-            "auth/kubernetes/role/orders-app",
-            "bound_service_account_names=orders-app",
-            "bound_service_account_namespaces=orders",
-            "policies=orders-app",
-            "token_ttl=20s",
-            "token_max_ttl=1h",
-        ],
-        None,
-    )
-    .await?;
-    let _ = std::fs::remove_dir_all(&dir);
+    configure_kubernetes_auth(client).await?;
+    configure_orders_database().await?;
+    bind_orders_role("orders-app", "orders").await?;
     log(
         "OpenBao configured: kubernetes auth, database engine (orders-pg, orders-app), policy, role",
     );
@@ -481,17 +408,6 @@ fn orders_annotations(role: &str) -> Value {
         "vault.hashicorp.com/agent-inject-file-db.env": "db.env",
         "vault.hashicorp.com/agent-inject-perms-db.env": "0440",
     })
-}
-
-fn parse_env_file(text: &str) -> (String, String) {
-    let get = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .unwrap_or_default()
-            .trim()
-            .to_string()
-    };
-    (get("DB_USER"), get("DB_PASS"))
 }
 
 /// The walkthrough acts as the kubelet, so it needs the local harness (run.sh exports these).
@@ -537,40 +453,7 @@ async fn s5_dynamic_secrets_walkthrough() -> Result<()> {
     assert_injected_shape(&p)?;
 
     let kubelet = FakeKubelet::new(&client, p.clone())?;
-    let secrets_dir = kubelet.volume_dir("vault-secrets");
-
-    // the init container: renders the secret and exits
-    let mut init = kubelet.start("vault-agent-init").await?;
-    let st = init.wait_timeout(Duration::from_secs(90)).await?;
-    let init_log = init.log_text();
-    if st.map(|s| s.success()) != Some(true) {
-        init.stop().await?;
-        bail!("vault-agent-init did not complete (status {st:?}); its output:\n{init_log}");
-    }
-    let db_env = secrets_dir.join("db.env");
-    let meta = std::fs::metadata(&db_env).with_context(|| {
-        format!(
-            "{} was not rendered; agent output:\n{init_log}",
-            db_env.display()
-        )
-    })?;
-    ensure!(
-        meta.permissions().mode() & 0o777 == 0o440,
-        "db.env mode {:o}, want 0440",
-        meta.permissions().mode() & 0o777
-    );
-    let (user, pass) = parse_env_file(&std::fs::read_to_string(&db_env)?);
-    ensure!(
-        !user.is_empty() && !pass.is_empty(),
-        "db.env lacks DB_USER/DB_PASS"
-    );
-    log(format!(
-        "db.env rendered (mode 0440) for database user {user}"
-    ));
-    match psql(&user, &pass, "SELECT 1").await? {
-        Ok(out) => ensure!(out == "1", "SELECT 1 returned {out:?}"),
-        Err(e) => bail!("the rendered credentials do not log in: {e}"),
-    }
+    let (user, pass, _) = run_init_and_check_db_env(&kubelet).await?;
     match psql(&user, &pass, "SELECT count(*) FROM orders").await? {
         Ok(out) => log(format!(
             "the dynamic user reads the orders table: {out} rows"

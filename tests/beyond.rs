@@ -1,0 +1,207 @@
+//! Beyond upstream (issue 8 items 4 and 5) through the admission core: OpenBao annotations and
+//! the `-agent-binary` setting, and per-namespace defaults with their cache states.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use support::*;
+use vault_injector::admission::{self, Mutation, NamespaceDefaults};
+use vault_injector::settings::AgentBinarySetting;
+
+fn ops(m: Mutation) -> Vec<Value> {
+    match m {
+        Mutation::Inject { ops, .. } => ops,
+        Mutation::Skip => panic!("not injected"),
+    }
+}
+
+fn mutated(pod: &Value, ops: &[Value]) -> Value {
+    admission::mutated_object(
+        pod,
+        &Mutation::Inject {
+            ops: ops.to_vec(),
+            injection_type: None,
+            warnings: Vec::new(),
+        },
+    )
+    .unwrap()
+}
+
+fn sidecar_arg(pod: &Value) -> String {
+    find_container(pod, "vault-agent").unwrap()["args"][0]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn with_ns(ann: &[(&str, &str)]) -> impl Fn(&str) -> NamespaceDefaults {
+    let map: BTreeMap<String, String> = ann
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |_| NamespaceDefaults::Annotations(map.clone())
+}
+
+fn decoded_config(pod: &Value, container: &str) -> Value {
+    use base64::Engine as _;
+    let b64 = env_value(find_container(pod, container).unwrap(), "VAULT_CONFIG").unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn an_openbao_image_runs_bao_only_when_asked_or_for_openbao_pods() {
+    let vault_pod = pod().ann("agent-image", "openbao/openbao:2.4.1").build();
+    let mut d = defaults();
+    let out = mutated(
+        &vault_pod,
+        &ops(admission::mutate(&vault_pod, "apps", &d).unwrap()),
+    );
+    assert!(sidecar_arg(&out).contains("&& vault agent -config="));
+
+    d.agent_binary = AgentBinarySetting::Auto;
+    let out = mutated(
+        &vault_pod,
+        &ops(admission::mutate(&vault_pod, "apps", &d).unwrap()),
+    );
+    assert!(sidecar_arg(&out).contains("&& bao agent -config="));
+    // The status key stays upstream's for a vault.hashicorp.com pod.
+    assert_eq!(
+        out["metadata"]["annotations"]["vault.hashicorp.com/agent-inject-status"],
+        "injected"
+    );
+
+    d.agent_binary = AgentBinarySetting::Vault;
+    let bao_pod = json!({
+        "metadata": {"annotations": {
+            "openbao.org/agent-inject": "true",
+            "openbao.org/role": "r",
+            "openbao.org/agent-image": "openbao/openbao:2.4.1"
+        }},
+        "spec": vault_pod["spec"].clone()
+    });
+    let out = mutated(
+        &bao_pod,
+        &ops(admission::mutate(&bao_pod, "apps", &d).unwrap()),
+    );
+    assert!(sidecar_arg(&out).contains("&& vault agent -config="));
+    assert_eq!(
+        out["metadata"]["annotations"]["openbao.org/agent-inject-status"],
+        "injected"
+    );
+    assert_eq!(
+        admission::mutate(&out, "apps", &d).unwrap(),
+        Mutation::Skip,
+        "injected once"
+    );
+}
+
+#[test]
+fn a_pod_injected_by_openbao_k8s_is_not_injected_again() {
+    let p = json!({
+        "metadata": {"annotations": {
+            "openbao.org/agent-inject": "true",
+            "openbao.org/agent-inject-status": "injected"
+        }},
+        "spec": {"containers": [{"name": "app"}]}
+    });
+    assert_eq!(
+        admission::mutate(&p, "apps", &defaults()).unwrap(),
+        Mutation::Skip
+    );
+}
+
+#[test]
+fn namespace_annotations_are_defaults_and_the_pod_wins() {
+    let p = pod().without("role").build();
+    let lookup = with_ns(&[
+        ("vault.hashicorp.com/role", "ns-role"),
+        ("vault.hashicorp.com/agent-limits-cpu", "2"),
+    ]);
+    let out = mutated(
+        &p,
+        &ops(admission::mutate_with(&p, "apps", &defaults(), &lookup).unwrap()),
+    );
+    let config = decoded_config(&out, "vault-agent");
+    assert_eq!(config["auto_auth"]["method"]["config"]["role"], "ns-role");
+    assert_eq!(
+        find_container(&out, "vault-agent").unwrap()["resources"]["limits"]["cpu"],
+        "2"
+    );
+    // No annotation from the namespace is written to the pod.
+    assert!(
+        out["metadata"]["annotations"]
+            .get("vault.hashicorp.com/role")
+            .is_none()
+    );
+
+    let p = pod().ann("role", "pod-role").build();
+    let out = mutated(
+        &p,
+        &ops(admission::mutate_with(&p, "apps", &defaults(), &lookup).unwrap()),
+    );
+    let config = decoded_config(&out, "vault-agent");
+    assert_eq!(config["auto_auth"]["method"]["config"]["role"], "pod-role");
+}
+
+#[test]
+fn namespace_defaults_never_opt_a_pod_in() {
+    let p = pod().without("agent-inject").build();
+    let lookup = with_ns(&[("vault.hashicorp.com/agent-inject", "true")]);
+    assert_eq!(
+        admission::mutate_with(&p, "apps", &defaults(), &lookup).unwrap(),
+        Mutation::Skip
+    );
+}
+
+#[test]
+fn an_unsynced_cache_refuses_injections_but_not_other_pods() {
+    let p = pod().build();
+    for state in [NamespaceDefaults::NotSynced, NamespaceDefaults::Unknown] {
+        let lookup = move |_: &str| state.clone();
+        let err = admission::mutate_with(&p, "apps", &defaults(), &lookup).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "error adding default annotations: namespace defaults for apps are not loaded yet"
+            ),
+            "{err}"
+        );
+    }
+    let not_annotated = pod().without("agent-inject").build();
+    assert_eq!(
+        admission::mutate_with(&not_annotated, "apps", &defaults(), &|_| {
+            NamespaceDefaults::NotSynced
+        })
+        .unwrap(),
+        Mutation::Skip
+    );
+}
+
+#[test]
+fn with_the_feature_off_the_output_is_upstreams() {
+    let p = pod().build();
+    assert_eq!(
+        admission::mutate_with(&p, "apps", &defaults(), &|_| NamespaceDefaults::Off).unwrap(),
+        admission::mutate(&p, "apps", &defaults()).unwrap()
+    );
+}
+
+#[test]
+fn the_missed_injections_counter_exists_only_once_the_watcher_registers_it() {
+    use vault_injector::metrics::{MISSED_INJECTIONS, Metrics};
+    let metrics = Metrics::new().unwrap();
+    let text = String::from_utf8(metrics.encode().unwrap()).unwrap();
+    assert!(!text.contains(MISSED_INJECTIONS), "{text}");
+    let counter = metrics.missed_injections().unwrap();
+    counter.with_label_values(&["apps"]).inc();
+    let text = String::from_utf8(metrics.encode().unwrap()).unwrap();
+    assert!(
+        text.contains(&format!("{MISSED_INJECTIONS}{{namespace=\"apps\"}} 1")),
+        "{text}"
+    );
+}
