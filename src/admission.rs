@@ -151,13 +151,23 @@ pub fn mutate_with(
     }
     // Deserialised from the borrowed value: no copy of the object.
     let pod = Pod::deserialize(object).map_err(|e| Refusal::NotAPod(e.to_string()))?;
+    mutate_pod(&pod, namespace, defaults, namespace_defaults)
+}
+
+/// [`mutate_with`] on the decoded pod.
+fn mutate_pod(
+    pod: &Pod,
+    namespace: &str,
+    defaults: &AgentDefaults,
+    namespace_defaults: &dyn Fn(&str) -> NamespaceDefaults,
+) -> Result<Mutation, Refusal> {
     // Beyond upstream, the core reads a copy of the pod whose annotations have the
     // `openbao.org/` keys folded in and the Namespace's defaults added; the patch is still
     // built against the pod as sent (only annotations differ, and none are written back).
     let original = pod.metadata.annotations.as_ref();
     let uses_openbao = openbao::uses_openbao(original);
     let mut effective = openbao::fold(original);
-    if !annotations::should_inject(&with_annotations(&pod, effective.as_ref()))? {
+    if !annotations::should_inject(&with_annotations(pod, effective.as_ref()))? {
         return Ok(Mutation::Skip);
     }
     if SYSTEM_NAMESPACES.contains(&namespace) {
@@ -185,12 +195,12 @@ pub fn mutate_with(
         }
     }
     let request = annotations::parse(
-        &with_annotations(&pod, effective.as_ref()),
+        &with_annotations(pod, effective.as_ref()),
         namespace,
         defaults,
     )?;
     let binary = openbao::agent_binary(defaults.agent_binary, uses_openbao, &request.image);
-    let mut ops = inject::patch_ops(&pod, &request)?;
+    let mut ops = inject::patch_ops(pod, &request)?;
     openbao::adapt(&mut ops, binary, uses_openbao);
     Ok(Mutation::Inject {
         ops,
@@ -333,6 +343,46 @@ pub fn response_review(parts: &RequestParts, decision: &Result<Mutation, Refusal
     Value::Object(review)
 }
 
+/// [`response_review`] written straight to bytes, identical to serialising it: the reply is
+/// mostly the base64 patch, which needs no escaping, so it is not scanned for any.
+fn reply_bytes(parts: &RequestParts, decision: &Result<Mutation, Refusal>) -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        // Writing a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(br#"{"kind":"AdmissionReview","apiVersion":"#);
+    string(&mut out, &parts.api_version);
+    out.extend_from_slice(br#","response":{"uid":"#);
+    string(&mut out, &parts.uid);
+    match decision {
+        Ok(Mutation::Skip) => out.extend_from_slice(br#","allowed":true"#),
+        Ok(Mutation::Inject { ops, warnings, .. }) => {
+            out.extend_from_slice(br#","allowed":true,"patch":""#);
+            let patch = serde_json::to_vec(ops).unwrap_or_default();
+            let start = out.len();
+            let len = base64::encoded_len(patch.len(), true).unwrap_or(0);
+            out.resize(start + len, 0);
+            let written = STANDARD
+                .encode_slice(&patch, &mut out[start..])
+                .unwrap_or(0);
+            out.truncate(start + written);
+            out.extend_from_slice(br#"","patchType":"JSONPatch""#);
+            if !warnings.is_empty() {
+                out.extend_from_slice(br#","warnings":"#);
+                let _ = serde_json::to_writer(&mut out, warnings);
+            }
+        }
+        Err(refusal) => {
+            out.extend_from_slice(br#","allowed":false,"status":{"metadata":{},"message":"#);
+            string(&mut out, &refusal.to_string());
+            out.push(b'}');
+        }
+    }
+    out.extend_from_slice(b"}}");
+    out
+}
+
 /// Decides one AdmissionReview body.
 pub fn review(body: &[u8], defaults: &AgentDefaults) -> Result<Reviewed, ReviewError> {
     review_with(body, defaults, &|_| NamespaceDefaults::Off)
@@ -340,6 +390,33 @@ pub fn review(body: &[u8], defaults: &AgentDefaults) -> Result<Reviewed, ReviewE
 
 /// [`review`] with namespace defaults (see [`mutate_with`]).
 pub fn review_with(
+    body: &[u8],
+    defaults: &AgentDefaults,
+    namespace_defaults: &dyn Fn(&str) -> NamespaceDefaults,
+) -> Result<Reviewed, ReviewError> {
+    if let Some(fast) = FastReview::decode(body) {
+        let parts = RequestParts {
+            api_version: fast.api_version,
+            uid: fast.uid,
+            namespace: fast.namespace,
+            object: Value::Null,
+        };
+        let decision = mutate_pod(&fast.pod, &parts.namespace, defaults, namespace_defaults);
+        return Ok(reviewed(parts, &decision));
+    }
+    review_general(body, defaults, namespace_defaults)
+}
+
+/// Whether [`review`] takes its fast path for this body (for tests).
+#[doc(hidden)]
+pub fn takes_fast_path(body: &[u8]) -> bool {
+    FastReview::decode(body).is_some()
+}
+
+/// [`review_with`] without its fast path: every body is decoded into a [`Value`] first. Public
+/// only so that tests can hold the two paths to the same replies.
+#[doc(hidden)]
+pub fn review_general(
     body: &[u8],
     defaults: &AgentDefaults,
     namespace_defaults: &dyn Fn(&str) -> NamespaceDefaults,
@@ -359,22 +436,136 @@ pub fn review_with(
         defaults,
         namespace_defaults,
     );
-    let outcome = match &decision {
+    Ok(reviewed(parts, &decision))
+}
+
+fn reviewed(parts: RequestParts, decision: &Result<Mutation, Refusal>) -> Reviewed {
+    let outcome = match decision {
         Ok(Mutation::Skip) => Outcome::Skipped,
         Ok(Mutation::Inject { injection_type, .. }) => Outcome::Injected(*injection_type),
         Err(refusal) => Outcome::Denied(refusal.to_string()),
     };
-    let body = serde_json::to_vec(&response_review(&parts, &decision)).unwrap_or_default();
-    Ok(Reviewed {
+    let body = reply_bytes(&parts, decision);
+    Reviewed {
         body,
         namespace: parts.namespace,
         outcome,
-    })
+    }
+}
+
+/// The common case of [`review`], decoded without building a [`Value`] of the whole body: the
+/// request's object goes straight from its bytes into the typed [`Pod`] (the patch is computed
+/// from that pod alone). Anything this path does not accept as is (a wrongly typed field, an
+/// object that is not a pod, duplicate keys) returns `None`, and the body takes the general
+/// path, which words every error as before: the fast path can change speed, never a reply.
+struct FastReview {
+    api_version: String,
+    uid: String,
+    namespace: String,
+    pod: Pod,
+}
+
+impl FastReview {
+    fn decode(body: &[u8]) -> Option<FastReview> {
+        #[derive(serde::Deserialize)]
+        struct Outer<'a> {
+            #[serde(rename = "apiVersion", default, borrow)]
+            api_version: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow)]
+            request: Option<ObjectOnly<Request<'a>>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Request<'a> {
+            #[serde(default, borrow)]
+            uid: Option<std::borrow::Cow<'a, str>>,
+            #[serde(default, borrow)]
+            namespace: Option<std::borrow::Cow<'a, str>>,
+            object: Option<Pod>,
+        }
+        // One pass over the body: the pod is decoded where it stands.
+        let ObjectOnly(outer) = serde_json::from_slice::<ObjectOnly<Outer<'_>>>(body).ok()?;
+        let ObjectOnly(request) = outer.request?;
+        Some(FastReview {
+            api_version: match outer.api_version.as_deref() {
+                Some(V1BETA1) => V1BETA1,
+                _ => V1,
+            }
+            .to_owned(),
+            uid: request.uid.map(|c| c.into_owned()).unwrap_or_default(),
+            namespace: request
+                .namespace
+                .map(|c| c.into_owned())
+                .unwrap_or_default(),
+            pod: request.object?,
+        })
+    }
+}
+
+/// `T` from a JSON object only. A derived struct also accepts an array (its fields by
+/// position), which the general path refuses; the fast path must not answer what it refuses.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Visitor(std::marker::PhantomData))
+            .map(ObjectOnly)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reply written by hand is byte for byte the serialised [`response_review`].
+    #[test]
+    fn reply_bytes_are_the_serialised_response_review() {
+        let ops = vec![
+            json!({"op": "add", "path": "/spec/volumes", "value": [{"name": "a\"b", "emptyDir": {}}]}),
+            json!({"op": "add", "path": "/metadata/annotations/x~1y", "value": "é\u{1}\n"}),
+        ];
+        let decisions = [
+            Ok(Mutation::Skip),
+            Ok(Mutation::Inject {
+                ops: ops.clone(),
+                injection_type: None,
+                warnings: vec![],
+            }),
+            Ok(Mutation::Inject {
+                ops,
+                injection_type: Some(InjectionType::InitAndSidecar),
+                warnings: vec!["w \"1\"".into(), "w2\t".into()],
+            }),
+            Err(Refusal::NotAPod("bad \"pod\"\n\u{7f}".into())),
+            Err(Refusal::SystemNamespace("kube-system".into())),
+        ];
+        for api_version in [V1, V1BETA1] {
+            for uid in ["", "705ab4f5-6393-11e8", "odd \"uid\" \u{0}"] {
+                let parts = RequestParts {
+                    api_version: api_version.into(),
+                    uid: uid.into(),
+                    namespace: "apps".into(),
+                    object: Value::Null,
+                };
+                for d in &decisions {
+                    assert_eq!(
+                        String::from_utf8(reply_bytes(&parts, d)).unwrap(),
+                        serde_json::to_string(&response_review(&parts, d)).unwrap()
+                    );
+                }
+            }
+        }
+    }
 
     /// The patch type is the json-patch major version kube-rs uses, so callers holding kube's
     /// admission types can hand our patch straight to them. This fails to compile otherwise.

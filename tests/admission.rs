@@ -191,3 +191,90 @@ fn a_request_without_object_is_denied_not_crashed() {
     assert_eq!(out["response"]["allowed"], false);
     assert_eq!(out["response"]["uid"], "u");
 }
+
+/// The fast decode path of `review` (straight from bytes into the typed pod) answers every body
+/// exactly as the general path (a `Value` first) does: the same reply bytes, outcome and
+/// namespace, or the same error. Over every golden fixture, in well-formed and odd shapes.
+#[test]
+fn the_fast_path_answers_exactly_as_the_general_path() {
+    use vault_injector::admission::{NamespaceDefaults, review_general, takes_fast_path};
+    let defaults = support::defaults();
+    let off = |_: &str| NamespaceDefaults::Off;
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
+    for entry in std::fs::read_dir(fixtures).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let pod: Value = serde_yaml_ng::from_str(&text).unwrap();
+        let good = review_of("admission.k8s.io/v1", pod.clone(), "apps");
+        let text = String::from_utf8(good.clone()).unwrap();
+        assert!(takes_fast_path(&good), "{text}");
+        assert!(!takes_fast_path(format!("[{text}]").as_bytes()));
+        bodies.push(good);
+        bodies.push(review_of("admission.k8s.io/v1beta1", pod.clone(), "apps"));
+        bodies.push(review_of("admission.k8s.io/v1", pod.clone(), "kube-system"));
+        bodies.push(format!("  \n{text}").into_bytes());
+        // fields of the wrong type, which the general path words its own way
+        bodies.push(
+            text.replacen("\"uid\":\"", "\"uid\":5,\"x\":\"", 1)
+                .into_bytes(),
+        );
+        bodies.push(
+            text.replacen("\"namespace\":\"apps\"", "\"namespace\":[]", 1)
+                .into_bytes(),
+        );
+        bodies.push(
+            text.replacen(
+                "\"apiVersion\":\"admission.k8s.io/v1\"",
+                "\"apiVersion\":1",
+                1,
+            )
+            .into_bytes(),
+        );
+        // duplicate keys: the last one wins in the general path
+        bodies.push(
+            text.replacen("\"request\":{", "\"request\":{\"uid\":\"first\",", 1)
+                .into_bytes(),
+        );
+        bodies.push(
+            text.replacen("{\"apiVersion\"", "{\"request\":null,\"apiVersion\"", 1)
+                .into_bytes(),
+        );
+        // not a pod, no pod, arrays where objects belong
+        let mut review: Value = serde_json::from_slice(bodies.last().unwrap()).unwrap_or_default();
+        for object in [json!(null), json!([1, 2]), json!({"spec": 5}), json!("pod")] {
+            review["request"]["object"] = object;
+            bodies.push(serde_json::to_vec(&review).unwrap());
+        }
+        bodies.push(format!("[{text}]").into_bytes());
+        bodies.push(
+            serde_json::to_vec(
+                &json!({"apiVersion": "admission.k8s.io/v1", "request": ["u", "apps", pod]}),
+            )
+            .unwrap(),
+        );
+        bodies.push(text.as_bytes()[..text.len() / 2].to_vec());
+    }
+    assert!(bodies.len() > 300, "{}", bodies.len());
+    let mut fast_replies = 0;
+    for body in &bodies {
+        let fast = review(body, &defaults);
+        let general = review_general(body, &defaults, &off);
+        match (&fast, &general) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(
+                    (&a.body, &a.namespace, &a.outcome),
+                    (&b.body, &b.namespace, &b.outcome),
+                    "{}",
+                    String::from_utf8_lossy(body)
+                );
+                fast_replies += 1;
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b),
+            _ => panic!(
+                "paths disagree on {}: {fast:?} vs {general:?}",
+                String::from_utf8_lossy(body)
+            ),
+        }
+    }
+    assert!(fast_replies > 100, "{fast_replies}");
+}
