@@ -107,23 +107,7 @@ hard_kill() {
 # stack: cluster, webhook-config/ with an empty caBundle and failurePolicy Fail pointing at the
 # proxy, the leader-elector RBAC, two replicas.
 
-e2e_cluster_start
-PROXY_PORT="$(e2e_free_port)"
-E2E_INJECTOR_PORT="$PROXY_PORT"
-: > "$C/empty-ca"
-mkdir -p "$E2E_STATE/webhook-config"
-for f in "$E2E_ROOT"/webhook-config/*.yaml; do
-  e2e_webhook_config_rewrite "https://127.0.0.1:$PROXY_PORT/mutate" "$C/empty-ca" Fail \
-    < "$f" > "$E2E_STATE/webhook-config/$(basename "$f")"
-done
-KUBECTL apply -f "$E2E_STATE/webhook-config/" >&2
-KUBECTL apply -f "$E2E_DIR/tls/leader-elector-rbac.yaml" >&2
-KUBECTL -n vault delete deployment vault-agent-injector --wait=false >&2 || true
-e2e_injector_prepare
-: > "$C/backends"
-e2e_spawn tcp-proxy python3 "$E2E_DIR/tls/tcp-proxy.py" "$PROXY_PORT" "$C/backends"
-
-HOSTS="127.0.0.1,vault-agent-injector-svc,vault-agent-injector-svc.vault,vault-agent-injector-svc.vault.svc"
+e2e_autotls_stack "$C"
 
 # The Pod objects the replicas' POD_NAME refer to (never scheduled; the leader lock's owner).
 for i in 0 1; do
@@ -148,21 +132,12 @@ start_replica() {
     AGENT_INJECT_USE_LEADER_ELECTOR=true AGENT_INJECT_LOG_LEVEL=trace >&2
 }
 
-# trusted PORT: the replica answers /health/ready with a certificate the caBundle verifies.
-trusted() {
-  KUBECTL get mutatingwebhookconfiguration "$WEBHOOK" -o jsonpath='{.webhooks[0].clientConfig.caBundle}' |
-    base64 -d > "$C/bundle-$1" 2>/dev/null && [ -s "$C/bundle-$1" ] &&
-    curl -fsS --max-time 5 --cacert "$C/bundle-$1" "https://127.0.0.1:$1/health/ready" >/dev/null
-}
+trusted() { e2e_trusted "$WEBHOOK" "$C" "$1"; }
 
 served() { grep -c 'Request received' "$E2E_STATE/logs/inj-$1.log" || true; }
 
-# serial PORT: the serial of the leaf a new handshake gets.
-serial() {
-  openssl s_client -connect "127.0.0.1:$1" -servername 127.0.0.1 </dev/null 2>/dev/null |
-    openssl x509 -noout -serial 2>/dev/null | cut -d= -f2
-}
-export -f serial
+serial() { e2e_leaf_serial "$1"; }
+export -f serial e2e_leaf_serial
 
 P0="$(e2e_free_port)"
 P1="$(e2e_free_port)"

@@ -538,3 +538,51 @@ e2e_save_env() {
     printf 'export E2E_LOG_DIR=%q\n' "$E2E_STATE/logs"
   } > "$E2E_STATE/env"
 }
+
+# ---------------------------------------------------------------------------------------------
+# Auto-TLS stacks (tls.sh, chaos.sh)
+
+# e2e_autotls_stack DIR: the cluster, webhook-config/ with an empty caBundle and failurePolicy
+# Fail pointing at a TCP proxy (tls/tcp-proxy.py, the Service: round robin per connection over
+# the ports listed in DIR/backends, a refusing backend skipped), and the leader-elector RBAC.
+# The Deployment from webhook-config/ would only make Pending pods here: the tests run the
+# injector replicas themselves. Sets PROXY_PORT (also E2E_INJECTOR_PORT) and HOSTS (the auto-TLS
+# hosts of the stock chart, plus 127.0.0.1).
+e2e_autotls_stack() {
+  local dir="$1" f
+  e2e_cluster_start || return 1
+  PROXY_PORT="$(e2e_free_port)"
+  E2E_INJECTOR_PORT="$PROXY_PORT"
+  : > "$dir/empty-ca"
+  mkdir -p "$E2E_STATE/webhook-config"
+  for f in "$E2E_ROOT"/webhook-config/*.yaml; do
+    e2e_webhook_config_rewrite "https://127.0.0.1:$PROXY_PORT/mutate" "$dir/empty-ca" Fail \
+      < "$f" > "$E2E_STATE/webhook-config/$(basename "$f")"
+  done
+  "$E2E_KUBECTL" apply -f "$E2E_STATE/webhook-config/" >&2 || return 1
+  "$E2E_KUBECTL" apply -f "$E2E_DIR/tls/leader-elector-rbac.yaml" >&2 || return 1
+  "$E2E_KUBECTL" -n vault delete deployment vault-agent-injector --wait=false >&2 || true
+  e2e_injector_prepare || return 1
+  : > "$dir/backends"
+  e2e_spawn tcp-proxy python3 "$E2E_DIR/tls/tcp-proxy.py" "$PROXY_PORT" "$dir/backends"
+  HOSTS="127.0.0.1,vault-agent-injector-svc,vault-agent-injector-svc.vault,vault-agent-injector-svc.vault.svc"
+}
+
+# e2e_ca_bundle WEBHOOK FILE: the webhook configuration's caBundle, decoded into FILE.
+e2e_ca_bundle() {
+  "$E2E_KUBECTL" get mutatingwebhookconfiguration "$1" -o jsonpath='{.webhooks[0].clientConfig.caBundle}' |
+    base64 -d > "$2" 2>/dev/null
+}
+
+# e2e_trusted WEBHOOK DIR PORT: the replica on PORT answers /health/ready with a certificate
+# that the webhook's caBundle verifies.
+e2e_trusted() {
+  e2e_ca_bundle "$1" "$2/bundle-$3" && [ -s "$2/bundle-$3" ] &&
+    curl -fsS --max-time 5 --cacert "$2/bundle-$3" "https://127.0.0.1:$3/health/ready" >/dev/null
+}
+
+# e2e_leaf_serial PORT: the serial of the leaf a new TLS handshake with 127.0.0.1:PORT gets.
+e2e_leaf_serial() {
+  openssl s_client -connect "127.0.0.1:$1" -servername 127.0.0.1 </dev/null 2>/dev/null |
+    openssl x509 -noout -serial 2>/dev/null | cut -d= -f2
+}

@@ -79,25 +79,7 @@ now_ms() { date +%s%3N; }
 # stack: cluster, webhook-config/ with an empty caBundle and failurePolicy Fail, pointing at the
 # proxy; the leader-elector RBAC.
 
-e2e_cluster_start
-PROXY_PORT="$(e2e_free_port)"
-E2E_INJECTOR_PORT="$PROXY_PORT"
-: > "$T/empty-ca"
-mkdir -p "$E2E_STATE/webhook-config"
-for f in "$E2E_ROOT"/webhook-config/*.yaml; do
-  e2e_webhook_config_rewrite "https://127.0.0.1:$PROXY_PORT/mutate" "$T/empty-ca" Fail \
-    < "$f" > "$E2E_STATE/webhook-config/$(basename "$f")"
-done
-KUBECTL apply -f "$E2E_STATE/webhook-config/" >&2
-KUBECTL apply -f "$E2E_DIR/tls/leader-elector-rbac.yaml" >&2
-# The Deployment from webhook-config/ would only make Pending pods here; the test runs the
-# injector itself.
-KUBECTL -n vault delete deployment vault-agent-injector --wait=false >&2 || true
-e2e_injector_prepare
-: > "$T/backends"
-e2e_spawn tcp-proxy python3 "$E2E_DIR/tls/tcp-proxy.py" "$PROXY_PORT" "$T/backends"
-
-HOSTS="127.0.0.1,vault-agent-injector-svc,vault-agent-injector-svc.vault,vault-agent-injector-svc.vault.svc"
+e2e_autotls_stack "$T"
 
 # start_replica NAME POD [VAR=VALUE...]: an injector in auto mode on a fresh port, added to the
 # proxy's backends; prints the port.
@@ -112,24 +94,10 @@ start_replica() {
   echo "$port"
 }
 
-# bundle FILE: the webhook's caBundle, decoded.
-bundle() {
-  KUBECTL get mutatingwebhookconfiguration "$WEBHOOK" -o jsonpath='{.webhooks[0].clientConfig.caBundle}' |
-    base64 -d > "$1" 2>/dev/null
-}
+bundle() { e2e_ca_bundle "$WEBHOOK" "$1"; }
 bundle_count() { bundle "$T/b" && grep -c 'BEGIN CERTIFICATE' "$T/b" || echo 0; }
-
-# trusted PORT: the replica answers /health/ready with a certificate the caBundle verifies.
-trusted() {
-  bundle "$T/bundle-$1" && [ -s "$T/bundle-$1" ] &&
-    curl -fsS --max-time 5 --cacert "$T/bundle-$1" "https://127.0.0.1:$1/health/ready" >/dev/null
-}
-
-# serial PORT: the serial of the leaf a new handshake gets.
-serial() {
-  openssl s_client -connect "127.0.0.1:$1" -servername 127.0.0.1 </dev/null 2>/dev/null |
-    openssl x509 -noout -serial 2>/dev/null | cut -d= -f2
-}
+trusted() { e2e_trusted "$WEBHOOK" "$T" "$1"; }
+serial() { e2e_leaf_serial "$1"; }
 
 # load_start NAME: create injected pods in a loop (kubectl create, one at a time) until
 # $T/NAME.stop exists; one line per pod in $T/NAME.results: `ok` or `FAIL <error>`.
