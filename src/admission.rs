@@ -482,8 +482,11 @@ impl FastReview {
             namespace: Option<std::borrow::Cow<'a, str>>,
             object: Option<Pod>,
         }
+        // serde_json does not check the UTF-8 of strings it skips; the general path refuses
+        // invalid UTF-8 anywhere, so the fast path takes only valid text.
+        let body = std::str::from_utf8(body).ok()?;
         // One pass over the body: the pod is decoded where it stands.
-        let ObjectOnly(outer) = serde_json::from_slice::<ObjectOnly<Outer<'_>>>(body).ok()?;
+        let ObjectOnly(outer) = serde_json::from_str::<ObjectOnly<Outer<'_>>>(body).ok()?;
         let ObjectOnly(request) = outer.request?;
         Some(FastReview {
             api_version: match outer.api_version.as_deref() {

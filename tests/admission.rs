@@ -253,6 +253,21 @@ fn the_fast_path_answers_exactly_as_the_general_path() {
             .unwrap(),
         );
         bodies.push(text.as_bytes()[..text.len() / 2].to_vec());
+        // invalid UTF-8 inside a string the fast decoder would skip, and inside the pod
+        let mut bad = text
+            .replacen("\"kind\":{", "\"kindx\":\"\u{ff}\",\"kind\":{", 1)
+            .into_bytes();
+        if let Some(i) = bad.iter().position(|&b| b == 0xc3) {
+            bad[i + 1] = 0xff;
+        }
+        assert!(std::str::from_utf8(&bad).is_err() && !takes_fast_path(&bad));
+        bodies.push(bad);
+        let mut bad = text.clone().into_bytes();
+        if let Some(i) = text.find("\"containers\"") {
+            bad[i + 1] = 0xff;
+        }
+        assert!(std::str::from_utf8(&bad).is_err() && !takes_fast_path(&bad));
+        bodies.push(bad);
     }
     assert!(bodies.len() > 300, "{}", bodies.len());
     let mut fast_replies = 0;

@@ -1,0 +1,126 @@
+//! Inputs found by the fuzz targets in `fuzz/` (or while writing them) that once misbehaved,
+//! replayed by plain `cargo test`. Each test says what went wrong and how it is bounded now.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use vault_injector::admission::{self, Outcome};
+use vault_injector::patch::{self, MAX_USER_PATCH_GROWTH};
+use vault_injector::settings::Settings;
+
+/// `agent-json-patch` copy bomb: each `copy` of `/env` onto its own end doubles the array, so
+/// 30 operations (2.5 kB of annotation) asked for 2^30 copies of a 1 kB variable. The injector
+/// ran out of memory (or, under a memory limit, was killed) on a single review. Now the patch is
+/// refused once it has added `MAX_USER_PATCH_GROWTH` bytes, in milliseconds.
+#[test]
+fn a_json_patch_copy_bomb_is_refused_promptly() {
+    let review = review_of(bomb_pod("vault.hashicorp.com/agent-json-patch"));
+    let started = Instant::now();
+    let reviewed = admission::review(review.as_bytes(), &Settings::default().agent).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let Outcome::Denied(reason) = &reviewed.outcome else {
+        panic!("not refused: {:?}", reviewed.outcome)
+    };
+    assert!(
+        reason.contains("the patch adds more than 1048576 bytes to the container"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn an_init_json_patch_copy_bomb_is_refused_promptly() {
+    let review = review_of(bomb_pod("vault.hashicorp.com/agent-init-json-patch"));
+    let started = Instant::now();
+    let reviewed = admission::review(review.as_bytes(), &Settings::default().agent).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(reviewed.outcome, Outcome::Denied(_)),
+        "{:?}",
+        reviewed.outcome
+    );
+}
+
+#[test]
+fn the_growth_budget_counts_add_replace_and_copy_but_not_remove() {
+    let doc = json!({"env": []});
+    let chunk = "x".repeat(MAX_USER_PATCH_GROWTH / 4);
+    // Three quarters of the budget added, removed, and added again: still over in total.
+    let ops = json!([
+        {"op": "add", "path": "/a", "value": chunk},
+        {"op": "copy", "from": "/a", "path": "/b"},
+        {"op": "remove", "path": "/a"},
+        {"op": "remove", "path": "/b"},
+        {"op": "replace", "path": "/env", "value": chunk},
+        {"op": "copy", "from": "/env", "path": "/c"},
+    ]);
+    let err = patch::apply_user_patch(&doc, &ops).unwrap_err().to_string();
+    assert!(err.contains("operation '/5'"), "{err}");
+
+    // Well under the budget: applied as before, with the failing operation's index kept.
+    let ok = json!([{"op": "add", "path": "/env/-", "value": {"name": "A", "value": chunk}}]);
+    let out = patch::apply_user_patch(&doc, &ok).unwrap();
+    assert_eq!(out["env"][0]["name"], "A");
+    let bad = json!([
+        {"op": "add", "path": "/x", "value": 1},
+        {"op": "remove", "path": "/nope"},
+    ]);
+    let err = patch::apply_user_patch(&doc, &bad).unwrap_err().to_string();
+    assert!(
+        err.starts_with("failed to apply JSON patch: operation '/1'"),
+        "{err}"
+    );
+}
+
+/// A pod whose `annotation` holds 30 doubling copies of a 1 kB environment variable.
+fn bomb_pod(annotation: &str) -> Value {
+    let mut ops = vec![
+        json!({"op": "add", "path": "/env/-", "value": {"name": "A", "value": "x".repeat(1000)}}),
+    ];
+    ops.extend((0..30).map(|_| json!({"op": "copy", "from": "/env", "path": "/env/-"})));
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "bomb",
+            "namespace": "apps",
+            "annotations": {
+                "vault.hashicorp.com/agent-inject": "true",
+                "vault.hashicorp.com/role": "app",
+                annotation: Value::Array(ops).to_string(),
+            }
+        },
+        "spec": {
+            "containers": [{
+                "name": "app",
+                "image": "busybox",
+                "volumeMounts": [{
+                    "name": "kube-api-access-x",
+                    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                    "readOnly": true
+                }]
+            }],
+            "volumes": [{
+                "name": "kube-api-access-x",
+                "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}
+            }]
+        }
+    })
+}
+
+fn review_of(pod: Value) -> String {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {"uid": "bomb", "namespace": "apps", "operation": "CREATE", "object": pod}
+    })
+    .to_string()
+}
