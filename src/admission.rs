@@ -482,9 +482,11 @@ impl FastReview {
             namespace: Option<std::borrow::Cow<'a, str>>,
             object: Option<Pod>,
         }
-        // serde_json does not check the UTF-8 of strings it skips; the general path refuses
-        // invalid UTF-8 anywhere, so the fast path takes only valid text.
+        // serde_json does not check what it skips (the UTF-8 and escapes of strings, the range
+        // of numbers), and the general path refuses those anywhere: the fast path first reads
+        // the whole body as the general path would, without building anything.
         let body = std::str::from_utf8(body).ok()?;
+        serde_json::from_str::<Checked>(body).ok()?;
         // One pass over the body: the pod is decoded where it stands.
         let ObjectOnly(outer) = serde_json::from_str::<ObjectOnly<Outer<'_>>>(body).ok()?;
         let ObjectOnly(request) = outer.request?;
@@ -501,6 +503,55 @@ impl FastReview {
                 .unwrap_or_default(),
             pod: request.object?,
         })
+    }
+}
+
+/// Any JSON the general path's [`Value`] accepts, read in full and kept nowhere: every string
+/// and key unescaped and checked, every number parsed, the same depth limit.
+struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Checked)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Checked {
+    type Value = Checked;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_none<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Checked, D::Error> {
+        serde::Deserialize::deserialize(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
     }
 }
 

@@ -124,3 +124,19 @@ fn review_of(pod: Value) -> String {
     })
     .to_string()
 }
+
+/// Found by `fuzz/run.sh review` (30 min run): a lone surrogate escape (`\udddd`) in a string
+/// the fast decode path skips. The fast path answered the review; the general path refuses the
+/// body (as Go's decoder would not, but the two paths must agree). The fast path now reads the
+/// whole body as the general path does before it takes it.
+#[test]
+fn a_lone_surrogate_in_a_skipped_string_gets_the_general_paths_answer() {
+    use vault_injector::admission::{NamespaceDefaults, review_general, takes_fast_path};
+    let body = include_bytes!("fuzz/review-lone-surrogate.json");
+    let defaults = Settings::default().agent;
+    assert!(!takes_fast_path(body));
+    let fast = admission::review(body, &defaults);
+    let general = review_general(body, &defaults, &|_| NamespaceDefaults::Off);
+    assert!(general.is_err(), "{:?}", general.map(|r| r.outcome));
+    assert_eq!(fast.err(), general.err());
+}
