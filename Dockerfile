@@ -33,6 +33,8 @@ WORKDIR /src
 # Only what `cargo build --bin vault-injector` reads (benches/ and examples/ are declared or
 # discovered targets of the package manifest).
 COPY Cargo.toml Cargo.lock ./
+# .cargo/config.toml: build settings of the C parts (mimalloc's commit-on-demand default).
+COPY .cargo ./.cargo
 COPY src ./src
 COPY benches ./benches
 COPY examples ./examples

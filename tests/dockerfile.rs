@@ -81,6 +81,10 @@ fn build_stage_copies_every_path_the_package_manifest_needs() {
     if std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples")).is_dir() {
         needed.insert("examples".into());
     }
+    // Cargo's own configuration (build settings of the C parts) applies only if it is there.
+    if std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.cargo/config.toml")).exists() {
+        needed.insert(".cargo".into());
+    }
     let missing: Vec<_> = needed.difference(&copied).collect();
     assert!(
         missing.is_empty(),
