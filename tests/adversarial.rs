@@ -22,6 +22,9 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair,
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+#[path = "support/net.rs"]
+mod net;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -951,18 +954,8 @@ async fn read_status(
 
 /// Reads (and discards) until the server closes the connection; panics after `within`.
 async fn closed_within(stream: &mut (impl AsyncRead + Unpin), within: Duration) {
-    let mut buf = [0_u8; 4096];
-    let closed = tokio::time::timeout(within, async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
     assert!(
-        closed.is_ok(),
+        net::closed_within(stream, within).await,
         "the server kept the connection open past {within:?}"
     );
 }

@@ -19,7 +19,9 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair,
 use rustls::crypto::ring;
 use rustls::{ClientConfig, RootCertStore, SupportedCipherSuite};
 use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::io::AsyncReadExt;
+
+#[path = "support/net.rs"]
+mod net;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -645,18 +647,10 @@ fn client_config(
 
 /// Reads until the server closes the connection (EOF or error), within [`PATIENCE`].
 async fn assert_closed(mut stream: impl tokio::io::AsyncRead + Unpin) {
-    let mut buf = [0_u8; 1024];
-    let closed = tokio::time::timeout(PATIENCE, async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                // e.g. the server's HTTP/2 SETTINGS frame: keep reading.
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the server kept a silent connection open");
+    assert!(
+        net::closed_within(&mut stream, PATIENCE).await,
+        "the server kept a silent connection open"
+    );
 }
 
 struct Reply {
