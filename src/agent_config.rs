@@ -472,8 +472,11 @@ impl Config {
             };
             return Err(ConfigError { value });
         }
-        // Serialising plain structs of strings, bools and finite numbers cannot fail.
-        Ok(serde_json::to_string(self).unwrap_or_default())
+        let mut out = Vec::with_capacity(4096);
+        // Serialising plain structs of strings, bools and finite numbers cannot fail, and
+        // serde_json writes only UTF-8.
+        let _ = sonic_rs::to_writer(&mut out, self);
+        Ok(String::from_utf8(out).unwrap_or_default())
     }
 }
 

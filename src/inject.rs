@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     ExecAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, Pod, PodSpec, Probe,
@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::agent_config::{CACHE_PATH, Config, TOKEN_FILE, rendered_files};
 use crate::annotations::{AgentRequest, Problem, Refusal, keys};
 use crate::goparse::parse_quantity;
-use crate::patch::{PatchBuilder, apply_user_patch, escape_pointer};
+use crate::patch::{Op, OpValue, PatchBuilder, apply_user_patch, escape_pointer};
 
 /// Name of the injected init container.
 pub const INIT_CONTAINER_NAME: &str = "vault-agent-init";
@@ -47,11 +47,11 @@ const TLS_PATH: &str = "/vault/tls";
 const CACHE_VOLUME: &str = "vault-agent-cache";
 
 /// Builds the patch operations for a pod that passed the gate and parsing (phase E).
-pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
+pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Op>, Refusal> {
     let no_spec = PodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&no_spec);
     let original_volumes = spec.volumes.as_ref().map_or(0, Vec::len);
-    let mut p = PatchBuilder::new();
+    let mut p = PatchBuilder::with_capacity(16);
     let extra_paths = extra_mount_paths(r);
 
     let mut token_volumes = Vec::new();
@@ -64,14 +64,14 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
     p.append(
         "/spec/volumes",
         original_volumes,
-        token_volumes.into_iter().map(to_value),
+        token_volumes.into_iter().map(OpValue::volume),
     );
     let mut secret_volumes = vec![memory_volume(SECRETS_VOLUME)];
     secret_volumes.extend((0..extra_paths.len()).map(|i| memory_volume(&custom_volume_name(i))));
     p.append(
         "/spec/volumes",
         original_volumes,
-        secret_volumes.into_iter().map(to_value),
+        secret_volumes.into_iter().map(OpValue::volume),
     );
     if !r.config_map.is_empty() {
         let v = Volume {
@@ -82,13 +82,13 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
             }),
             ..Default::default()
         };
-        p.append("/spec/volumes", original_volumes, [to_value(v)]);
+        p.append("/spec/volumes", original_volumes, [OpValue::volume(v)]);
     }
     if !r.extra_secret.is_empty() {
         p.append(
             "/spec/volumes",
             original_volumes,
-            [to_value(secret_volume(
+            [OpValue::volume(secret_volume(
                 EXTRA_SECRET_VOLUME,
                 &r.extra_secret,
             ))],
@@ -98,14 +98,14 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
         p.append(
             "/spec/volumes",
             original_volumes,
-            [to_value(secret_volume(TLS_VOLUME, &r.tls_secret))],
+            [OpValue::volume(secret_volume(TLS_VOLUME, &r.tls_secret))],
         );
     }
     if r.cache.persist {
         p.append(
             "/spec/volumes",
             original_volumes,
-            [to_value(memory_volume(CACHE_VOLUME))],
+            [OpValue::volume(memory_volume(CACHE_VOLUME))],
         );
     }
 
@@ -115,7 +115,7 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
             p.append(
                 &format!("/spec/containers/{i}/volumeMounts"),
                 c.volume_mounts.as_ref().map_or(0, Vec::len),
-                secret_mounts.iter().cloned().map(to_value),
+                secret_mounts.iter().cloned().map(OpValue::mount),
             );
         }
     }
@@ -139,13 +139,13 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
             // Upstream removes the whole array and re-adds typed copies of the user's init
             // containers, which drops fields it does not know; inserting at 0 gives the same
             // order and keeps the user's objects untouched.
-            p.add("/spec/initContainers/0", to_value(init));
+            p.add("/spec/initContainers/0", OpValue::Container(Box::new(init)));
             1
         } else {
             p.append(
                 "/spec/initContainers",
                 original_inits.len(),
-                [to_value(init)],
+                [OpValue::Container(Box::new(init))],
             );
             0
         };
@@ -156,11 +156,11 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
             p.append(
                 &format!("/spec/initContainers/{}/volumeMounts", k + shift),
                 c.volume_mounts.as_ref().map_or(0, Vec::len),
-                secret_mounts.iter().cloned().map(to_value),
+                secret_mounts.iter().cloned().map(OpValue::mount),
             );
         }
         if let Some(share) = r.share_process_namespace {
-            p.add("/spec/shareProcessNamespace", Value::Bool(share));
+            p.add("/spec/shareProcessNamespace", OpValue::Bool(share));
         }
     }
 
@@ -169,7 +169,7 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
         p.append(
             "/spec/containers",
             spec.containers.len(),
-            [to_value(sidecar)],
+            [OpValue::Container(Box::new(sidecar))],
         );
     }
 
@@ -181,12 +181,15 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Value>, Refusal> {
     {
         p.add(
             "/metadata/annotations",
-            serde_json::json!({ keys::STATUS: "injected" }),
+            OpValue::Map(BTreeMap::from([(
+                keys::STATUS.to_owned(),
+                "injected".to_owned(),
+            )])),
         );
     } else {
         p.add(
             format!("/metadata/annotations/{}", escape_pointer(keys::STATUS)),
-            Value::String("injected".to_owned()),
+            OpValue::String("injected".to_owned()),
         );
     }
     Ok(p.into_ops())
@@ -424,7 +427,7 @@ fn env_vars(r: &AgentRequest, init: bool) -> Result<(Vec<EnvVar>, usize), Refusa
         let config = Config::build(r, init)
             .to_json()
             .map_err(|e| Refusal::Patch(Problem::Message(e.to_string())))?;
-        let encoded = STANDARD.encode(config);
+        let encoded = base64_simd::STANDARD.encode_to_string(config);
         let chunks = config_env_chunks(&encoded);
         config_chunks = chunks.len();
         env.extend(chunks.iter().map(|(name, value)| plain(name, value)));
@@ -798,7 +801,9 @@ mod tests {
             .collect();
         assert!(chunks.len() >= 3, "{} chunks", chunks.len());
         let joined: String = chunks.iter().map(|(_, v)| v.as_str()).collect();
-        let expected = STANDARD.decode(&joined).unwrap();
+        let expected = base64::engine::general_purpose::STANDARD
+            .decode(&joined)
+            .unwrap();
 
         // The container's own command and args, with `vault` played by a script that records
         // its arguments and the config path moved into a temporary directory.

@@ -12,10 +12,8 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use crate::annotations::keys;
-use crate::patch::escape_pointer;
+use crate::patch::{Op, OpValue, escape_pointer};
 use crate::settings::AgentBinarySetting;
 
 /// The annotation prefix of openbao-k8s.
@@ -99,25 +97,19 @@ const CLI_WORDS: [(&str, &str); 2] = [
 /// Adapts the injection patch for OpenBao: the agent containers' shell command (and the
 /// preStop revocation) run `bao` when `binary` says so, and the status annotation is written
 /// as [`STATUS`] when `openbao_status`. A no-op for `(Vault, false)`.
-pub fn adapt(ops: &mut [Value], binary: AgentBinary, openbao_status: bool) {
+pub fn adapt(ops: &mut [Op], binary: AgentBinary, openbao_status: bool) {
     if binary == AgentBinary::Bao {
         for op in ops.iter_mut() {
-            if let Some(value) = op.get_mut("value") {
-                use_bao(value);
-            }
+            use_bao(&mut op.value);
         }
     }
     if openbao_status {
         let vault_path = format!("/metadata/annotations/{}", escape_pointer(keys::STATUS));
         for op in ops.iter_mut() {
-            let Some(path) = op.get("path").and_then(Value::as_str) else {
-                continue;
-            };
-            if path == vault_path {
-                op["path"] =
-                    Value::String(format!("/metadata/annotations/{}", escape_pointer(STATUS)));
-            } else if path == "/metadata/annotations"
-                && let Some(map) = op.get_mut("value").and_then(Value::as_object_mut)
+            if op.path == vault_path {
+                op.path = format!("/metadata/annotations/{}", escape_pointer(STATUS));
+            } else if op.path == "/metadata/annotations"
+                && let OpValue::Map(map) = &mut op.value
                 && let Some(status) = map.remove(keys::STATUS)
             {
                 map.insert(STATUS.to_owned(), status);
@@ -127,25 +119,22 @@ pub fn adapt(ops: &mut [Value], binary: AgentBinary, openbao_status: bool) {
 }
 
 /// Rewrites the CLI name in an agent container (or an array of them) added by the patch.
-fn use_bao(value: &mut Value) {
+fn use_bao(value: &mut OpValue) {
     match value {
-        Value::Array(items) => items.iter_mut().for_each(use_bao),
-        Value::Object(container) => {
-            let is_agent = container
-                .get("name")
-                .and_then(Value::as_str)
-                .is_some_and(|n| n == "vault-agent" || n == "vault-agent-init");
-            if !is_agent {
+        OpValue::Array(items) => items.iter_mut().for_each(use_bao),
+        OpValue::Container(container) => {
+            if container.name != "vault-agent" && container.name != "vault-agent-init" {
                 return;
             }
-            if let Some(Value::Array(args)) = container.get_mut("args") {
+            if let Some(args) = &mut container.args {
                 args.iter_mut().for_each(rewrite_words);
             }
-            if let Some(Value::Array(command)) = container
-                .get_mut("lifecycle")
-                .and_then(|l| l.get_mut("preStop"))
-                .and_then(|p| p.get_mut("exec"))
-                .and_then(|e| e.get_mut("command"))
+            if let Some(command) = container
+                .lifecycle
+                .as_mut()
+                .and_then(|l| l.pre_stop.as_mut())
+                .and_then(|p| p.exec.as_mut())
+                .and_then(|e| e.command.as_mut())
             {
                 command.iter_mut().for_each(rewrite_words);
             }
@@ -154,12 +143,10 @@ fn use_bao(value: &mut Value) {
     }
 }
 
-fn rewrite_words(word: &mut Value) {
-    if let Value::String(s) = word {
-        for (vault, bao) in CLI_WORDS {
-            if s.contains(vault) {
-                *s = s.replace(vault, bao);
-            }
+fn rewrite_words(s: &mut String) {
+    for (vault, bao) in CLI_WORDS {
+        if s.contains(vault) {
+            *s = s.replace(vault, bao);
         }
     }
 }
@@ -241,22 +228,53 @@ mod tests {
 
     #[test]
     fn adapt_rewrites_agent_commands_and_the_status_key() {
+        use k8s_openapi::api::core::v1::{Container, ExecAction, Lifecycle, LifecycleHandler};
+
+        let container = |name: &str, args: &str, pre_stop: Option<&str>| {
+            OpValue::Container(Box::new(Container {
+                name: name.to_owned(),
+                args: Some(vec![args.to_owned()]),
+                lifecycle: pre_stop.map(|c| Lifecycle {
+                    pre_stop: Some(LifecycleHandler {
+                        exec: Some(ExecAction {
+                            command: Some(vec!["/bin/sh".into(), "-c".into(), c.to_owned()]),
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }))
+        };
+        let op = |path: &str, value| Op {
+            path: path.to_owned(),
+            value,
+        };
         let mut ops = vec![
-            json!({"op": "add", "path": "/spec/containers/-", "value": {
-                "name": "vault-agent",
-                "args": ["echo ${VAULT_CONFIG?} | base64 -d > /home/vault/config.json && vault agent -config=/home/vault/config.json"],
-                "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "/bin/sleep 5 && /bin/vault token revoke -address=x -self"]}}}
-            }}),
-            json!({"op": "add", "path": "/spec/containers/-", "value": {
-                "name": "app", "args": ["&& vault agent -config=x"]
-            }}),
-            json!({"op": "add", "path": "/metadata/annotations/vault.hashicorp.com~1agent-inject-status", "value": "injected"}),
+            op(
+                "/spec/containers/-",
+                container(
+                    "vault-agent",
+                    "echo ${VAULT_CONFIG?} | base64 -d > /home/vault/config.json && vault agent -config=/home/vault/config.json",
+                    Some("/bin/sleep 5 && /bin/vault token revoke -address=x -self"),
+                ),
+            ),
+            op(
+                "/spec/containers/-",
+                container("app", "&& vault agent -config=x", None),
+            ),
+            op(
+                "/metadata/annotations/vault.hashicorp.com~1agent-inject-status",
+                OpValue::String("injected".to_owned()),
+            ),
         ];
         let unchanged = ops.clone();
         adapt(&mut ops, AgentBinary::Vault, false);
         assert_eq!(ops, unchanged);
 
         adapt(&mut ops, AgentBinary::Bao, true);
+        let ops = crate::patch::to_values(&ops);
+        let unchanged = crate::patch::to_values(&unchanged);
         assert_eq!(
             ops[0]["value"]["args"][0],
             "echo ${VAULT_CONFIG?} | base64 -d > /home/vault/config.json && bao agent -config=/home/vault/config.json"
@@ -271,11 +289,13 @@ mod tests {
             "/metadata/annotations/openbao.org~1agent-inject-status"
         );
 
-        let mut ops = vec![json!({"op": "add", "path": "/metadata/annotations",
-            "value": {"vault.hashicorp.com/agent-inject-status": "injected"}})];
+        let mut ops = vec![op(
+            "/metadata/annotations",
+            OpValue::Map(map(&[(keys::STATUS, "injected")])),
+        )];
         adapt(&mut ops, AgentBinary::Vault, true);
         assert_eq!(
-            ops[0]["value"],
+            crate::patch::to_values(&ops)[0]["value"],
             json!({"openbao.org/agent-inject-status": "injected"})
         );
     }

@@ -4,10 +4,12 @@
 //! it does not know (newer Kubernetes fields, extensions) are never touched, and the result of
 //! applying the patch to the original JSON is, by construction, the mutated pod.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use json_patch::Patch;
-use serde_json::{Map, Value};
+use k8s_openapi::api::core::v1::{Container, Volume, VolumeMount};
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+use serde_json::Value;
 use thiserror::Error;
 
 /// A patch that could not be assembled or applied.
@@ -26,10 +28,92 @@ pub fn escape_pointer(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
 }
 
+/// The value of one `add` operation, kept typed until the patch is serialised: the agent
+/// containers and volumes go straight from their structs into the reply bytes, never through a
+/// `serde_json::Value` (building and then serialising that tree was a fifth of a review).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpValue {
+    /// A pod volume (boxed, like the others: k8s-openapi's `Volume` is kilobytes inline).
+    Volume(Box<Volume>),
+    /// A container's volume mount.
+    Mount(Box<VolumeMount>),
+    /// An agent container.
+    Container(Box<Container>),
+    /// `/spec/shareProcessNamespace`.
+    Bool(bool),
+    /// An annotation value.
+    String(String),
+    /// A whole annotation map.
+    Map(BTreeMap<String, String>),
+    /// A new array (upstream's `add <base> [first]`).
+    Array(Vec<OpValue>),
+}
+
+impl OpValue {
+    /// [`OpValue::Volume`].
+    pub fn volume(v: Volume) -> Self {
+        Self::Volume(Box::new(v))
+    }
+
+    /// [`OpValue::Mount`].
+    pub fn mount(m: VolumeMount) -> Self {
+        Self::Mount(Box::new(m))
+    }
+}
+
+impl Serialize for OpValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Volume(v) => v.serialize(s),
+            Self::Mount(m) => m.serialize(s),
+            Self::Container(c) => c.serialize(s),
+            Self::Bool(b) => s.serialize_bool(*b),
+            Self::String(v) => s.serialize_str(v),
+            Self::Map(m) => m.serialize(s),
+            Self::Array(items) => items.serialize(s),
+        }
+    }
+}
+
+/// One RFC 6902 `add` operation, serialised as `{"op":"add","path":..,"value":..}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Op {
+    /// The JSON pointer the value is added at.
+    pub path: String,
+    /// The value added.
+    pub value: OpValue,
+}
+
+impl Serialize for Op {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut op = s.serialize_struct("Op", 3)?;
+        op.serialize_field("op", "add")?;
+        op.serialize_field("path", &self.path)?;
+        op.serialize_field("value", &self.value)?;
+        op.end()
+    }
+}
+
+/// The operations as compact JSON (the bytes the reply base64-encodes).
+pub fn to_bytes(ops: &[Op]) -> Vec<u8> {
+    // Room for a typical patch up front: growing by doubling copied it several times.
+    let mut out = Vec::with_capacity(16 * 1024);
+    // Serialising typed values into a `Vec` cannot fail.
+    let _ = sonic_rs::to_writer(&mut out, ops);
+    out
+}
+
+/// The operations as JSON values (for `render`, tests and applying the patch).
+pub fn to_values(ops: &[Op]) -> Vec<Value> {
+    ops.iter()
+        .map(|op| serde_json::to_value(op).unwrap_or(Value::Null))
+        .collect()
+}
+
 /// Collects operations in order, implementing upstream's array-append rule.
 #[derive(Debug, Default)]
 pub struct PatchBuilder {
-    ops: Vec<Value>,
+    ops: Vec<Op>,
     /// Arrays this patch has created, so a later group appends instead of replacing them.
     created: BTreeSet<String>,
 }
@@ -40,14 +124,20 @@ impl PatchBuilder {
         Self::default()
     }
 
+    /// An empty patch with room for `ops` operations.
+    pub fn with_capacity(ops: usize) -> Self {
+        Self {
+            ops: Vec::with_capacity(ops),
+            created: BTreeSet::new(),
+        }
+    }
+
     /// `add path value`.
-    pub fn add(&mut self, path: impl Into<String>, value: Value) {
-        // Built by hand: `json!` would serialise `value` into a deep copy of itself.
-        let mut op = Map::with_capacity(3);
-        op.insert("op".to_owned(), Value::String("add".to_owned()));
-        op.insert("path".to_owned(), Value::String(path.into()));
-        op.insert("value".to_owned(), value);
-        self.ops.push(Value::Object(op));
+    pub fn add(&mut self, path: impl Into<String>, value: OpValue) {
+        self.ops.push(Op {
+            path: path.into(),
+            value,
+        });
     }
 
     /// Appends `items` to the array at `base`, which held `original_len` items in the request.
@@ -60,20 +150,20 @@ impl PatchBuilder {
         &mut self,
         base: &str,
         original_len: usize,
-        items: impl IntoIterator<Item = Value>,
+        items: impl IntoIterator<Item = OpValue>,
     ) {
         for item in items {
             if original_len == 0 && !self.created.contains(base) {
                 self.created.insert(base.to_owned());
-                self.add(base, Value::Array(vec![item]));
+                self.add(base, OpValue::Array(vec![item]));
             } else {
                 self.add(format!("{base}/-"), item);
             }
         }
     }
 
-    /// The operations as JSON values.
-    pub fn into_ops(self) -> Vec<Value> {
+    /// The operations, in order.
+    pub fn into_ops(self) -> Vec<Op> {
         self.ops
     }
 }
@@ -189,8 +279,12 @@ mod tests {
     #[test]
     fn append_to_a_non_empty_array_uses_dash_paths() {
         let mut b = PatchBuilder::new();
-        b.append("/spec/volumes", 1, [json!(1), json!(2)]);
-        let ops = b.into_ops();
+        b.append(
+            "/spec/volumes",
+            1,
+            [OpValue::Bool(true), OpValue::Bool(false)],
+        );
+        let ops = to_values(&b.into_ops());
         assert_eq!(ops[0]["path"], "/spec/volumes/-");
         assert_eq!(ops[1]["path"], "/spec/volumes/-");
     }
@@ -198,9 +292,10 @@ mod tests {
     #[test]
     fn an_empty_array_is_created_once_per_patch() {
         let mut b = PatchBuilder::new();
-        b.append("/spec/volumes", 0, [json!(1), json!(2)]);
-        b.append("/spec/volumes", 0, [json!(3)]);
-        let ops = b.into_ops();
+        let n = |v: &str| OpValue::String(v.to_owned());
+        b.append("/spec/volumes", 0, [n("1"), n("2")]);
+        b.append("/spec/volumes", 0, [n("3")]);
+        let ops = to_values(&b.into_ops());
         let paths: Vec<_> = ops.iter().map(|o| o["path"].as_str().unwrap()).collect();
         assert_eq!(
             paths,
@@ -208,7 +303,7 @@ mod tests {
         );
         let patch = to_patch(ops).unwrap();
         let out = apply(&json!({"spec": {}}), &patch).unwrap();
-        assert_eq!(out, json!({"spec": {"volumes": [1, 2, 3]}}));
+        assert_eq!(out, json!({"spec": {"volumes": ["1", "2", "3"]}}));
     }
 
     #[test]

@@ -104,7 +104,9 @@ pub fn render(
     let refusal = decision.as_ref().err().cloned();
     let value = match (output, &decision) {
         (Output::Review, _) => admission::response_review(&parts, &decision),
-        (Output::Patch, Ok(Mutation::Inject { ops, .. })) => Value::Array(ops.clone()),
+        (Output::Patch, Ok(Mutation::Inject { ops, .. })) => {
+            Value::Array(crate::patch::to_values(ops))
+        }
         (Output::Patch, _) => json!([]),
         (Output::Pod, Ok(mutation)) => admission::mutated_object(&parts.object, mutation)
             .map_err(|e| shape(format!("the patch does not apply to this object: {e}")))?,

@@ -13,21 +13,14 @@ use vault_injector::settings::AgentBinarySetting;
 
 fn ops(m: Mutation) -> Vec<Value> {
     match m {
-        Mutation::Inject { ops, .. } => ops,
+        Mutation::Inject { ops, .. } => vault_injector::patch::to_values(&ops),
         Mutation::Skip => panic!("not injected"),
     }
 }
 
 fn mutated(pod: &Value, ops: &[Value]) -> Value {
-    admission::mutated_object(
-        pod,
-        &Mutation::Inject {
-            ops: ops.to_vec(),
-            injection_type: None,
-            warnings: Vec::new(),
-        },
-    )
-    .unwrap()
+    use vault_injector::patch;
+    patch::apply(pod, &patch::to_patch(ops.to_vec()).unwrap()).unwrap()
 }
 
 fn sidecar_arg(pod: &Value) -> String {

@@ -101,7 +101,18 @@ fn golden_fixtures() {
             .unwrap_or_else(|e| panic!("{}: refused: {e}", path.display()));
         let ops = match &mutation {
             Mutation::Skip => Vec::new(),
-            Mutation::Inject { ops, .. } => ops.clone(),
+            Mutation::Inject { ops, .. } => {
+                // The reply's bytes come from the typed operations; they must be exactly the
+                // serialised JSON values snapshotted below.
+                let values = patch::to_values(ops);
+                assert_eq!(
+                    patch::to_bytes(ops),
+                    serde_json::to_vec(&values).unwrap(),
+                    "{}",
+                    path.display()
+                );
+                values
+            }
         };
         let mutated = admission::mutated_object(&input, &mutation).unwrap();
 

@@ -101,7 +101,7 @@ proptest! {
         let Mutation::Inject { ops, .. } = &mutation else {
             return Ok(());
         };
-        check_ops(ops)?;
+        check_ops(&vault_injector::patch::to_values(ops))?;
         let mutated = admission::mutated_object(&pod, &mutation).expect("the patch applies");
         check_diff(&pod, &mutated)?;
     }
@@ -123,7 +123,7 @@ proptest! {
         let Mutation::Inject { ops, .. } = &mutation else {
             return Ok(());
         };
-        check_ops(ops)?;
+        check_ops(&vault_injector::patch::to_values(ops))?;
         let mutated = admission::mutated_object(&pod, &mutation).expect("the patch applies");
         let mut policy = pod.clone();
         let annotations = policy["metadata"]["annotations"].as_object_mut().unwrap();

@@ -256,7 +256,11 @@ proptest! {
             .into_iter().filter(|n| inits_before.contains(n)).collect();
         prop_assert_eq!(inits_after, inits_before);
 
-        if let Mutation::Inject { .. } = mutation {
+        if let Mutation::Inject { ops, .. } = &mutation {
+            // The reply's patch bytes (serialised from the typed operations by sonic-rs) are
+            // exactly serde_json's serialisation of the same operations.
+            let values = vault_injector::patch::to_values(ops);
+            prop_assert_eq!(vault_injector::patch::to_bytes(ops), serde_json::to_vec(&values).unwrap());
             // Injected names never collide with each other or with the user's.
             for list in ["containers", "volumes"] {
                 let all = names(&mutated["spec"][list]);
@@ -271,6 +275,22 @@ proptest! {
             prop_assert_eq!(admission::mutate(&mutated, "apps", &defaults), Ok(Mutation::Skip));
         } else {
             prop_assert_eq!(mutated, pod);
+        }
+    }
+
+    /// sonic-rs writes the patch; every string must come out as serde_json writes it (the
+    /// escapes of quotes, backslashes, control characters, and non-ASCII left as is).
+    #[test]
+    fn patch_strings_are_escaped_as_serde_json_escapes_them(
+        text in "(?s:.{0,64})",
+        controls in proptest::collection::vec(0_u32..0x80, 0..16),
+    ) {
+        use vault_injector::patch::{Op, OpValue, to_bytes};
+        let mixed: String = controls.iter().filter_map(|&c| char::from_u32(c)).chain(text.chars()).collect();
+        for s in [text.clone(), mixed] {
+            let ops = [Op { path: s.clone(), value: OpValue::String(s.clone()) }];
+            let expected = serde_json::to_vec(&json!([{"op": "add", "path": s, "value": s}])).unwrap();
+            prop_assert_eq!(to_bytes(&ops), expected);
         }
     }
 

@@ -205,7 +205,14 @@ pub fn inject_with(pod: &Value, defaults: &AgentDefaults) -> Result<Injected, Re
             let Mutation::Inject { ops, .. } = m else {
                 unreachable!()
             };
-            Ok(Injected { ops, pod })
+            // The reply serialises the typed operations directly; that must be the bytes the
+            // JSON values would give.
+            let values = vault_injector::patch::to_values(&ops);
+            assert_eq!(
+                vault_injector::patch::to_bytes(&ops),
+                serde_json::to_vec(&values).unwrap()
+            );
+            Ok(Injected { ops: values, pod })
         }
     }
 }
