@@ -362,11 +362,13 @@ pub fn watch_every(store: CertStore, files: CertFiles, poll: Duration) -> CertWa
 fn start_fs_watcher(files: &CertFiles, wake: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
     use notify::{EventKind, RecursiveMode, Watcher};
 
+    let names = [&files.cert, &files.key].map(|p| p.file_name().map(ToOwned::to_owned));
     let mut watcher = match notify::recommended_watcher(
         move |event: notify::Result<notify::Event>| {
             // Our own reads show up as access events; reacting to them would loop.
             if let Ok(event) = event
                 && !matches!(event.kind, EventKind::Access(_))
+                && concerns_pair(&event.paths, &names)
             {
                 wake.notify_one();
             }
@@ -388,6 +390,21 @@ fn start_fs_watcher(files: &CertFiles, wake: Arc<Notify>) -> Option<notify::Reco
         }
     }
     Some(watcher)
+}
+
+/// Whether a change in a watched directory can concern the pair: the cert or key file itself,
+/// or the kubelet's `..data` symlink and `..<timestamp>` directories. Anything else written
+/// there (a log file, say) would otherwise cost a re-read of both files per write.
+fn concerns_pair(paths: &[PathBuf], names: &[Option<std::ffi::OsString>; 2]) -> bool {
+    // An event without paths (a queue overflow, a rescan) may hide anything.
+    paths.is_empty()
+        || paths.iter().any(|p| match p.file_name() {
+            None => true,
+            Some(name) => {
+                names.iter().flatten().any(|n| n == name)
+                    || name.as_encoded_bytes().starts_with(b"..")
+            }
+        })
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -598,6 +615,20 @@ mod tests {
         store.set(key);
         assert!(clone.is_loaded());
         assert_eq!(served_der(&clone), pair.der);
+    }
+
+    #[test]
+    fn only_changes_to_the_pair_or_the_kubelets_data_links_wake_the_reloader() {
+        let names = [Some("tls.crt".into()), Some("tls.key".into())];
+        let at = |p: &str| vec![PathBuf::from(p)];
+        assert!(concerns_pair(&at("/etc/certs/tls.crt"), &names));
+        assert!(concerns_pair(&at("/etc/certs/tls.key"), &names));
+        assert!(concerns_pair(&at("/etc/certs/..data"), &names));
+        assert!(concerns_pair(&at("/etc/certs/..data_tmp"), &names));
+        assert!(concerns_pair(&at("/etc/certs/..2026_11_30_22_00_00.1"), &names));
+        assert!(concerns_pair(&[], &names), "a rescan may hide anything");
+        assert!(!concerns_pair(&at("/etc/certs/injector.log"), &names));
+        assert!(!concerns_pair(&at("/etc/certs/tls.crt.bak"), &names));
     }
 
     #[test]
