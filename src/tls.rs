@@ -625,7 +625,10 @@ mod tests {
         assert!(concerns_pair(&at("/etc/certs/tls.key"), &names));
         assert!(concerns_pair(&at("/etc/certs/..data"), &names));
         assert!(concerns_pair(&at("/etc/certs/..data_tmp"), &names));
-        assert!(concerns_pair(&at("/etc/certs/..2026_11_30_22_00_00.1"), &names));
+        assert!(concerns_pair(
+            &at("/etc/certs/..2026_11_30_22_00_00.1"),
+            &names
+        ));
         assert!(concerns_pair(&[], &names), "a rescan may hide anything");
         assert!(!concerns_pair(&at("/etc/certs/injector.log"), &names));
         assert!(!concerns_pair(&at("/etc/certs/tls.crt.bak"), &names));
