@@ -263,10 +263,28 @@ fn the_fast_path_answers_exactly_as_the_general_path() {
             ("\"spec\":{", "\"spec\":{\"x\":\"\\uDC00\","),
             ("\"spec\":{", "\"spec\":{\"x\":{\"y\":9e9999},"),
             ("\"spec\":{", "\"spec\":{\"x\":\"\\q\","),
+            ("\"operation\":", "\"x\":\"a\u{1}b\",\"operation\":"),
         ] {
             let odd = text.replacen(from, to, 1);
             assert_ne!(odd, text, "{from}");
             assert!(!takes_fast_path(odd.as_bytes()), "{odd}");
+            bodies.push(odd.into_bytes());
+        }
+        // nesting past the parser's limit, a number too long for f64, and well-formed oddities
+        // (an exponent, a surrogate pair) that must be read in full and then answered alike
+        let deep = format!("{}1{}", "[".repeat(130), "]".repeat(130));
+        let long = format!("1{}", "0".repeat(400));
+        for (from, to) in [
+            ("\"operation\":", format!("\"x\":{deep},\"operation\":")),
+            ("\"spec\":{", format!("\"spec\":{{\"x\":{deep},")),
+            ("\"operation\":", format!("\"x\":{long},\"operation\":")),
+            ("\"operation\":", format!("\"x\":-{long}.5,\"operation\":")),
+            ("\"operation\":", "\"x\":[1.5E+3,2e-2,0.5],\"operation\":".to_owned()),
+            ("\"spec\":{", "\"spec\":{\"x\":\"\\ud83d\\ude00 \\u003c\",".to_owned()),
+            ("\"kind\":\"AdmissionReview\"", "\"kind\":\"AdmissionReview\",\"e\":[true,false,null]".to_owned()),
+        ] {
+            let odd = text.replacen(from, &to, 1);
+            assert_ne!(odd, text, "{from}");
             bodies.push(odd.into_bytes());
         }
         // invalid UTF-8 inside a string the fast decoder would skip, and inside the pod
