@@ -529,7 +529,11 @@ fn plainly_valid(body: &[u8]) -> bool {
                 // Inside a string: only escapes matter.
                 i += 1;
                 loop {
-                    let Some(at) = memchr::memchr2(b'"', b'\\', &body[i..]) else {
+                    // `i` can pass the end after an escape at the very end.
+                    let Some(at) = body
+                        .get(i..)
+                        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+                    else {
                         return false;
                     };
                     i += at;
@@ -539,7 +543,10 @@ fn plainly_valid(body: &[u8]) -> bool {
                     // `\uD800`-`\uDFFF`: a surrogate, to be checked in full.
                     if body.get(i + 1) == Some(&b'u')
                         && matches!(body.get(i + 2), Some(b'd' | b'D'))
-                        && matches!(body.get(i + 3), Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
+                        && matches!(
+                            body.get(i + 3),
+                            Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+                        )
                     {
                         return false;
                     }
@@ -654,7 +661,8 @@ mod tests {
     /// would let through unchecked, and nothing in ordinary Kubernetes JSON.
     #[test]
     fn only_plainly_valid_bodies_skip_the_full_check() {
-        let ordinary = br#"{"a":"705ab4f5-6393-11e8-b7cc-42010a800002","b":[1,-2.5,0,true,false,null],
+        let ordinary =
+            br#"{"a":"705ab4f5-6393-11e8-b7cc-42010a800002","b":[1,-2.5,0,true,false,null],
             "c":{"d":"sha256:9e4e1a\"\\\n\u003c\u2028","e":"1e400 in a string","f":{}}}"#;
         assert!(plainly_valid(ordinary));
         for odd in [
@@ -664,6 +672,9 @@ mod tests {
             r#"{"a":1.5E-3}"#,
             r#"{"a":2.e3}"#,
             r#"{"a":"unterminated}"#,
+            r#"""#,
+            r#""\"#,
+            r#"{"a":"\"#,
         ] {
             assert!(!plainly_valid(odd.as_bytes()), "{odd}");
         }

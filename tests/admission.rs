@@ -279,9 +279,18 @@ fn the_fast_path_answers_exactly_as_the_general_path() {
             ("\"spec\":{", format!("\"spec\":{{\"x\":{deep},")),
             ("\"operation\":", format!("\"x\":{long},\"operation\":")),
             ("\"operation\":", format!("\"x\":-{long}.5,\"operation\":")),
-            ("\"operation\":", "\"x\":[1.5E+3,2e-2,0.5],\"operation\":".to_owned()),
-            ("\"spec\":{", "\"spec\":{\"x\":\"\\ud83d\\ude00 \\u003c\",".to_owned()),
-            ("\"kind\":\"AdmissionReview\"", "\"kind\":\"AdmissionReview\",\"e\":[true,false,null]".to_owned()),
+            (
+                "\"operation\":",
+                "\"x\":[1.5E+3,2e-2,0.5],\"operation\":".to_owned(),
+            ),
+            (
+                "\"spec\":{",
+                "\"spec\":{\"x\":\"\\ud83d\\ude00 \\u003c\",".to_owned(),
+            ),
+            (
+                "\"kind\":\"AdmissionReview\"",
+                "\"kind\":\"AdmissionReview\",\"e\":[true,false,null]".to_owned(),
+            ),
         ] {
             let odd = text.replacen(from, &to, 1);
             assert_ne!(odd, text, "{from}");

@@ -140,3 +140,19 @@ fn a_lone_surrogate_in_a_skipped_string_gets_the_general_paths_answer() {
     assert!(general.is_err(), "{:?}", general.map(|r| r.outcome));
     assert_eq!(fast.err(), general.err());
 }
+
+/// Found by `fuzz/run.sh review` within seconds of adding the scan that lets ordinary bodies
+/// skip the full check: the body `"\` (an escape as the last byte) moved the scan past the
+/// end and it panicked slicing there.
+#[test]
+fn an_escape_as_the_last_byte_is_refused_not_a_panic() {
+    let defaults = Settings::default().agent;
+    for body in [&b"\"\\"[..], b"{\"a\":\"\\", b"\"\\u"] {
+        let err = admission::review(body, &defaults).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("error decoding admission request"),
+            "{err}"
+        );
+    }
+}
