@@ -129,6 +129,12 @@ struct BaselineArgs {
     /// The fixture pod whose injector reply is served.
     #[arg(long, default_value = "typical")]
     pod: String,
+    /// Instead of a fixture's reply, serve the injector's reply to the first review received
+    /// (computed once by `admission::review`, then only the uid copied in); requests without a
+    /// body get 204. For pointing a real API server at the baseline when all its pods are
+    /// alike (benches/apiserver.sh `WEBHOOK=baseline`).
+    #[arg(long)]
+    learn: bool,
     /// Tokio worker threads (default: one per CPU, as the injector's runtime).
     #[arg(long)]
     threads: Option<usize>,
@@ -558,21 +564,17 @@ fn report(args: &RunArgs, tally: &Tally, conns: usize) {
 struct Canned {
     reply: Vec<u8>,
     uid_at: usize,
+    uid_len: usize,
 }
 
 async fn baseline(args: BaselineArgs) {
-    // The injector's own reply for the fixture, with the placeholder uid.
-    let pod = fixtures::pod(&args.pod).expect("--pod is small, typical or large");
-    let reviewed = admission::review(
-        &fixtures::review_body(&pod, UID_PLACEHOLDER),
-        &fixtures::defaults(),
-    )
-    .expect("the fixture reviews");
-    let uid_at = find(&reviewed.body, UID_PLACEHOLDER.as_bytes()).expect("uid in the reply");
-    let canned = Arc::new(Canned {
-        reply: reviewed.body,
-        uid_at,
-    });
+    let canned = Arc::new(std::sync::OnceLock::new());
+    if !args.learn {
+        // The injector's own reply for the fixture, with the placeholder uid.
+        let pod = fixtures::pod(&args.pod).expect("--pod is small, typical or large");
+        let body = fixtures::review_body(&pod, UID_PLACEHOLDER);
+        let _ = canned.set(learn(&body).expect("the fixture reviews"));
+    }
 
     // The injector's TLS configuration, from the same settings and certificate loader.
     let store = CertStore::new();
@@ -596,9 +598,12 @@ async fn baseline(args: BaselineArgs) {
 
     let listener = TcpListener::bind(args.listen).await.expect("bind");
     println!(
-        "baseline listening on {} ({} byte replies)",
+        "baseline listening on {} ({})",
         listener.local_addr().expect("addr"),
-        canned.reply.len()
+        match canned.get() {
+            Some(Canned { reply, .. }) => format!("{} byte replies", reply.len()),
+            None => "replies learnt from the first review".to_owned(),
+        }
     );
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
@@ -627,22 +632,55 @@ async fn baseline(args: BaselineArgs) {
     }
 }
 
-async fn canned_reply(canned: &Canned, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// The injector's reply to `body`, and where its uid sits in it.
+fn learn(body: &[u8]) -> Option<Canned> {
+    let reviewed = admission::review(body, &fixtures::defaults()).ok()?;
+    let uid = request_uid(body)?;
+    let uid_at = find(&reviewed.body, format!("\"uid\":\"{uid}\"").as_bytes())? + 7;
+    Some(Canned {
+        reply: reviewed.body,
+        uid_at,
+        uid_len: uid.len(),
+    })
+}
+
+/// The first `"uid":"..."` of a review body (the request's: it comes before the object).
+fn request_uid(body: &[u8]) -> Option<&str> {
+    let at = find(body, b"\"uid\":\"")? + 7;
+    let len = body[at..].iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(&body[at..at + len]).ok()
+}
+
+async fn canned_reply(
+    canned: &std::sync::OnceLock<Canned>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let body = req
         .into_body()
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    if body.is_empty() {
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        *resp.status_mut() = hyper::StatusCode::NO_CONTENT;
+        return resp;
+    }
+    let Some(canned) = canned.get().or_else(|| {
+        let learnt = learn(&body)?;
+        Some(canned.get_or_init(|| learnt))
+    }) else {
+        let mut resp = Response::new(Full::new(Bytes::from_static(b"not a review")));
+        *resp.status_mut() = hyper::StatusCode::BAD_REQUEST;
+        return resp;
+    };
     let mut reply = canned.reply.clone();
-    // Echo the request's uid (the generator's uids have the placeholder's length).
-    if let Some(at) = find(&body, b"\"uid\":\"") {
-        let uid = &body[at + 7..];
-        if let Some(len) = uid.iter().position(|&b| b == b'"')
-            && len == UID_PLACEHOLDER.len()
-        {
-            reply[canned.uid_at..canned.uid_at + len].copy_from_slice(&uid[..len]);
-        }
+    // Echo the request's uid when it has the learnt one's length (the generator's and the API
+    // server's uids all do).
+    if let Some(uid) = request_uid(&body)
+        && uid.len() == canned.uid_len
+    {
+        reply[canned.uid_at..canned.uid_at + uid.len()].copy_from_slice(uid.as_bytes());
     }
     let mut resp = Response::new(Full::new(Bytes::from(reply)));
     resp.headers_mut()

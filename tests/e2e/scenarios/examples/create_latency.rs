@@ -26,6 +26,27 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// [`pod`] with its service-account token as a volume of its own, under a fixed name, instead
+/// of the `kube-api-access-<random>` one the ServiceAccount admission plugin would add: then
+/// every pod is the same to the webhook, so `WEBHOOK=baseline` (one learnt reply for all pods)
+/// gets patches that apply, and both webhooks see the same pods.
+fn token_pod(
+    name: &str,
+    annotations: serde_json::Value,
+) -> Result<k8s_openapi::api::core::v1::Pod> {
+    let mut p = serde_json::to_value(pod(name, annotations)?)?;
+    p["spec"]["automountServiceAccountToken"] = json!(false);
+    p["spec"]["volumes"] = json!([{"name": "sa-token", "projected": {"sources": [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace",
+            "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+    ]}}]);
+    p["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "sa-token", "readOnly": true,
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]);
+    Ok(serde_json::from_value(p)?)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -46,7 +67,7 @@ async fn main() -> Result<()> {
     let (mut lat_with, mut lat_without) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..warmup + n {
         let name = format!("p-{i}");
-        let p = pod(&name, annotations.clone())?;
+        let p = token_pod(&name, annotations.clone())?;
         let order: [(&TestNs, bool); 2] = if i % 2 == 0 {
             [(&with, true), (&without, false)]
         } else {
