@@ -24,9 +24,12 @@ fn main() {
         if what == "review" {
             black_box(admission::review(black_box(&body), &defaults).expect("review"));
         } else {
-            black_box(
-                admission::mutate(black_box(&pod), fixtures::NAMESPACE, &defaults).expect("mutate"),
-            );
+            // As benches/core.rs's `mutate`: the decision and the patch's JSON.
+            let mutation =
+                admission::mutate(black_box(&pod), fixtures::NAMESPACE, &defaults).expect("mutate");
+            if let admission::Mutation::Inject { ops, .. } = &mutation {
+                black_box(vault_injector::patch::to_bytes(ops));
+            }
         }
     }
 }
