@@ -473,8 +473,8 @@ impl Config {
             return Err(ConfigError { value });
         }
         let mut out = Vec::with_capacity(4096);
-        // Serialising plain structs of strings, bools and finite numbers cannot fail, and
-        // serde_json writes only UTF-8.
+        // Serialising plain structs of strings, bools and finite numbers cannot fail, and the
+        // JSON written is UTF-8. sonic-rs escapes strings as serde_json does (tested), faster.
         let _ = sonic_rs::to_writer(&mut out, self);
         Ok(String::from_utf8(out).unwrap_or_default())
     }

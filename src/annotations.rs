@@ -1055,7 +1055,6 @@ impl Parser<'_> {
     }
 }
 
-/// `(param, value)` for keys `<prefix>-<param>`, with `-` in the param turned into `_`.
 /// `<prefix>-<raw>`, the key of a per-secret annotation. Concatenated by hand: this runs ten
 /// times per secret, and `format!` cost five times as much (a twentieth of a review).
 fn per_secret_key(prefix: &str, raw: &str) -> String {
@@ -1066,6 +1065,7 @@ fn per_secret_key(prefix: &str, raw: &str) -> String {
     key
 }
 
+/// `(param, value)` for keys `<prefix>-<param>`, with `-` in the param turned into `_`.
 fn prefixed<'a>(
     ann: &'a Annotations,
     prefix: &'a str,
