@@ -13,7 +13,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use stats_alloc::{Region, StatsAlloc};
-use vault_injector::admission::{self, Mutation, Outcome};
+use vault_injector::admission::{self, Outcome};
 
 // The binary's allocator (src/main.rs), counted: timings are those of the shipped allocator.
 #[global_allocator]
@@ -90,10 +90,10 @@ fn mutate_to_patch(
     pod: &serde_json::Value,
     defaults: &vault_injector::settings::AgentDefaults,
 ) -> Vec<u8> {
-    match admission::mutate(pod, fixtures::NAMESPACE, defaults) {
-        Ok(Mutation::Inject { ops, .. }) => vault_injector::patch::to_bytes(&ops),
-        _ => Vec::new(),
-    }
+    admission::mutate(pod, fixtures::NAMESPACE, defaults)
+        .ok()
+        .and_then(|m| m.patch_json())
+        .unwrap_or_default()
 }
 
 fn bench_mutate(c: &mut Criterion) {

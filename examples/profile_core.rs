@@ -27,9 +27,7 @@ fn main() {
             // As benches/core.rs's `mutate`: the decision and the patch's JSON.
             let mutation =
                 admission::mutate(black_box(&pod), fixtures::NAMESPACE, &defaults).expect("mutate");
-            if let admission::Mutation::Inject { ops, .. } = &mutation {
-                black_box(vault_injector::patch::to_bytes(ops));
-            }
+            black_box(mutation.patch_json());
         }
     }
 }

@@ -109,6 +109,16 @@ pub enum Mutation {
     },
 }
 
+impl Mutation {
+    /// The patch as compact JSON, the bytes a reply base64-encodes; `None` when skipped.
+    pub fn patch_json(&self) -> Option<Vec<u8>> {
+        match self {
+            Self::Inject { ops, .. } => Some(patch::to_bytes(ops)),
+            Self::Skip => None,
+        }
+    }
+}
+
 /// System namespaces the injector refuses to inject into.
 const SYSTEM_NAMESPACES: [&str; 2] = ["kube-system", "kube-public"];
 
@@ -353,10 +363,11 @@ fn reply_bytes(parts: &RequestParts, decision: &Result<Mutation, Refusal>) -> Ve
         let _ = serde_json::to_writer(&mut *out, s);
     }
     // Sized once: growing a ~12 KB reply by doubling copied it several times.
-    let patch = match decision {
-        Ok(Mutation::Inject { ops, .. }) => patch::to_bytes(ops),
-        _ => Vec::new(),
-    };
+    let patch = decision
+        .as_ref()
+        .ok()
+        .and_then(Mutation::patch_json)
+        .unwrap_or_default();
     let mut out = Vec::with_capacity(512 + patch.len().div_ceil(3) * 4);
     out.extend_from_slice(br#"{"kind":"AdmissionReview","apiVersion":"#);
     string(&mut out, &parts.api_version);
