@@ -2,7 +2,7 @@
 # Reproduces the results table of BENCHMARKS.md and ends with one summary line:
 #   throughput_vs_baseline=0.NN p99_ms_at_half_load=N.NN core_us_typical=N.N rss_peak_mib=N ready_ms=N
 #
-# Usage: benches/run.sh            (about 4 minutes on 2 cores)
+# Usage: benches/run.sh            (about 5 minutes on 2 cores)
 # Knobs (environment): DURATION (s per load run, 10), WARMUP (s, 2), CONCURRENCY (32),
 #   H2_CONNECTIONS (4), POD (typical), SERVER_CPU (1), CLIENT_CPU (0), PORT (18443),
 #   BASELINE_PORT (18444), CORE_TIME (criterion measurement s, 5), SKIP_CORE (1 to skip).
@@ -123,6 +123,21 @@ B1=$(load baseline "$BASELINE_PORT" 1); say "$B1"
 B2=$(load baseline "$BASELINE_PORT" 2); say "$B2"
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
 
+# The floor of any injector on this stack: the baseline again, but reading each body first,
+# as a webhook must to find the pod's annotations (json: parse only; pod: the injector's own
+# decode into the typed Pod). HTTP/1.1 only.
+say "== floor: the baseline parsing each body before its canned reply"
+F_JSON= F_POD=
+for mode in json pod; do
+    "${BASELINE_CMD[@]}" "--decode=$mode" >/dev/null &
+    SERVER_PID=$!
+    wait_ready "$BASELINE_PORT" /mutate || true
+    sleep 0.2
+    line=$(load "floor-$mode" "$BASELINE_PORT" 1); say "$line"
+    if [[ $mode == json ]]; then F_JSON=$line; else F_POD=$line; fi
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+done
+
 # --- 4. injector -------------------------------------------------------------------------------
 say "== injector (logs to a file, telemetry on /metrics)"
 "${INJECTOR_CMD[@]}" >"$WORK/injector.out" 2>"$WORK/injector.log" &
@@ -157,7 +172,7 @@ say "== /metrics after the run (latency histogram and in-flight gauge):"
 grep -E '^vault_agent_injector_request_(queue_length|processing_duration_seconds_(count|sum))' <<<"$METRICS" >&2 || say "  (metrics not found)"
 
 errors=0
-for l in "$B1" "$B2" "$I1" "$I2" "$O1" "$O2" "$OB1" "$OB2"; do errors=$((errors + $(field errors "$l"))); done
+for l in "$B1" "$B2" "$F_JSON" "$F_POD" "$I1" "$I2" "$O1" "$O2" "$OB1" "$OB2"; do errors=$((errors + $(field errors "$l"))); done
 say "== total errors across runs: $errors"
 
 # Throughput per core-second of the server: on a shared 2-core machine the generator (or a
@@ -168,6 +183,7 @@ RAW=$(awk -v i1="$(field rps "$I1")" -v b1="$(field rps "$B1")" -v i2="$(field r
 RATIO=$(awk -v i1="$(norm "$I1")" -v b1="$(norm "$B1")" -v i2="$(norm "$I2")" -v b2="$(norm "$B2")" \
     'BEGIN{r1=i1/b1; r2=i2/b2; printf "%.2f", (r1<r2?r1:r2)}')
 say "== throughput per server core: baseline h1 $(norm "$B1")/s h2 $(norm "$B2")/s, injector h1 $(norm "$I1")/s h2 $(norm "$I2")/s; raw rps ratio $RAW, per-core ratio $RATIO"
+say "== throughput floor per server core, h1: parse only $(norm "$F_JSON")/s (ratio $(awk -v f="$(norm "$F_JSON")" -v b="$(norm "$B1")" 'BEGIN{printf "%.2f", f/b}')), typed pod decode $(norm "$F_POD")/s (ratio $(awk -v f="$(norm "$F_POD")" -v b="$(norm "$B1")" 'BEGIN{printf "%.2f", f/b}'))"
 P99=$(awk -v a="$(field p99_ms "$O1")" -v b="$(field p99_ms "$O2")" 'BEGIN{printf "%.2f", (a>b?a:b)}')
 RSS_PEAK_MIB=$(( (RSS_PEAK_KIB + 1023) / 1024 ))
 READY=$(awk -v r="$READY_MS" 'BEGIN{printf "%.0f", r}')

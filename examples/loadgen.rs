@@ -135,9 +135,21 @@ struct BaselineArgs {
     /// alike (benches/apiserver.sh `WEBHOOK=baseline`).
     #[arg(long)]
     learn: bool,
+    /// Before answering, parse each request body as the least any webhook must do to read
+    /// the pod it patches: `json` only parses the whole body (sonic-rs, skipping values),
+    /// `pod` decodes it as the injector does (the typed Pod). The throughput floor of a real
+    /// injector on this stack (BENCHMARKS.md).
+    #[arg(long, value_enum)]
+    decode: Option<Decode>,
     /// Tokio worker threads (default: one per CPU, as the injector's runtime).
     #[arg(long)]
     threads: Option<usize>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Decode {
+    Json,
+    Pod,
 }
 
 #[derive(clap::Args)]
@@ -605,6 +617,11 @@ async fn baseline(args: BaselineArgs) {
             None => "replies learnt from the first review".to_owned(),
         }
     );
+    match args.decode {
+        Some(Decode::Json) => println!("each body parsed as JSON first"),
+        Some(Decode::Pod) => println!("each body decoded as the injector decodes it first"),
+        None => {}
+    }
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
@@ -612,6 +629,7 @@ async fn baseline(args: BaselineArgs) {
         let acceptor = acceptor.clone();
         let http = http.clone();
         let canned = Arc::clone(&canned);
+        let decode = args.decode;
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
             let Ok(tls) = acceptor.accept(tcp).await else {
@@ -620,7 +638,7 @@ async fn baseline(args: BaselineArgs) {
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
             let service = service_fn(move |req: Request<Incoming>| {
                 let canned = Arc::clone(&canned);
-                async move { Ok::<_, Infallible>(canned_reply(&canned, req).await) }
+                async move { Ok::<_, Infallible>(canned_reply(&canned, req, decode).await) }
             });
             let io = TokioIo::new(tls);
             let _ = if h2 {
@@ -654,6 +672,7 @@ fn request_uid(body: &[u8]) -> Option<&str> {
 async fn canned_reply(
     canned: &std::sync::OnceLock<Canned>,
     req: Request<Incoming>,
+    decode: Option<Decode>,
 ) -> Response<Full<Bytes>> {
     let body = req
         .into_body()
@@ -661,6 +680,18 @@ async fn canned_reply(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    let parsed = match decode {
+        None => true,
+        Some(Decode::Json) => {
+            sonic_rs::from_slice::<serde::de::IgnoredAny>(std::hint::black_box(&body)).is_ok()
+        }
+        Some(Decode::Pod) => admission::takes_fast_path(std::hint::black_box(&body)),
+    };
+    if !parsed && !body.is_empty() {
+        let mut resp = Response::new(Full::new(Bytes::from_static(b"not parsed")));
+        *resp.status_mut() = hyper::StatusCode::BAD_REQUEST;
+        return resp;
+    }
     if body.is_empty() {
         let mut resp = Response::new(Full::new(Bytes::new()));
         *resp.status_mut() = hyper::StatusCode::NO_CONTENT;

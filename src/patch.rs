@@ -157,7 +157,7 @@ impl PatchBuilder {
                 self.created.insert(base.to_owned());
                 self.add(base, OpValue::Array(vec![item]));
             } else {
-                self.add(format!("{base}/-"), item);
+                self.add([base, "/-"].concat(), item);
             }
         }
     }

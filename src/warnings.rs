@@ -12,20 +12,23 @@ const LEASED_SEGMENTS: &[&str] = &["creds", "sts", "issue", "static-creds"];
 /// Whether a Vault path reads leased credentials (`database/creds/app`, `aws/sts/deploy`, ...).
 /// KV paths (`secret/data/...`, `kv/...`) are static.
 pub fn is_dynamic_path(path: &str) -> bool {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    // The mount is the first segment; the leased endpoint is one of the later ones.
-    segments.len() >= 3
-        && segments[1..segments.len() - 1]
-            .iter()
-            .any(|s| LEASED_SEGMENTS.contains(s))
+    // The mount is the first segment and the role or name the last; the leased endpoint is one
+    // of those in between.
+    let mut segments = path.trim_matches('/').split('/').skip(1).peekable();
+    while let Some(segment) = segments.next() {
+        if segments.peek().is_some() && LEASED_SEGMENTS.contains(&segment) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The Vault paths a secret reads: its `agent-inject-secret-*` path and every `secret "..."` call
 /// in its inline template.
-fn secret_paths(s: &Secret) -> Vec<String> {
+fn secret_paths(s: &Secret) -> Vec<&str> {
     let mut paths = Vec::new();
     if !s.path.is_empty() {
-        paths.push(s.path.clone());
+        paths.push(s.path.as_str());
     }
     let mut rest = s.template.as_str();
     while let Some(i) = rest.find("secret") {
@@ -34,7 +37,7 @@ fn secret_paths(s: &Secret) -> Vec<String> {
         if let Some(quoted) = trimmed.strip_prefix('"')
             && let Some(end) = quoted.find('"')
         {
-            paths.push(quoted[..end].to_owned());
+            paths.push(&quoted[..end]);
         }
     }
     paths
@@ -46,7 +49,7 @@ pub fn for_request(r: &AgentRequest) -> Vec<String> {
     let dynamic: Vec<&Secret> = r
         .secrets
         .iter()
-        .filter(|s| secret_paths(s).iter().any(|p| is_dynamic_path(p)))
+        .filter(|s| secret_paths(s).into_iter().any(is_dynamic_path))
         .collect();
     let has_sidecar = !r.pre_populate_only;
     if !dynamic.is_empty() && r.pre_populate_only {

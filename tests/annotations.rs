@@ -795,6 +795,29 @@ fn auth_config_entries_are_strings_and_role_wins() {
     );
 }
 
+/// `a-b` and `a_b` name the same param; the key that sorts last (`_` after `-`) wins, whatever
+/// the order the working copy of the annotations is walked in. Upstream walks a Go map, so its
+/// pick is random; ours is fixed, and held here over many distinct pods (a hash map's order
+/// differs from one map to the next).
+#[test]
+fn an_auth_config_param_named_twice_takes_the_key_that_sorts_last() {
+    for i in 0..64 {
+        let out = inject(
+            &pod()
+                .ann("auth-config-poll-interval", "dash")
+                .ann("auth-config-poll_interval", "underscore")
+                .ann(&format!("auth-config-x{i}"), "y")
+                .build(),
+        )
+        .unwrap();
+        assert_eq!(
+            out.config("vault-agent")["auto_auth"]["method"]["config"]["poll_interval"],
+            "underscore",
+            "pod {i}"
+        );
+    }
+}
+
 #[test]
 fn telemetry_values_are_json_decoded_into_the_fixed_schema() {
     let out = inject(
