@@ -472,7 +472,7 @@ impl Config {
             };
             return Err(ConfigError { value });
         }
-        let mut out = Vec::with_capacity(4096);
+        let mut out = Vec::with_capacity(16 * 1024);
         // Serialising plain structs of strings, bools and finite numbers cannot fail, and the
         // JSON written is UTF-8. sonic-rs escapes strings as serde_json does (tested), faster.
         let _ = sonic_rs::to_writer(&mut out, self);

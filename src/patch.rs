@@ -97,7 +97,7 @@ impl Serialize for Op {
 /// The operations as compact JSON (the bytes the reply base64-encodes).
 pub fn to_bytes(ops: &[Op]) -> Vec<u8> {
     // Room for a typical patch up front: growing by doubling copied it several times.
-    let mut out = Vec::with_capacity(16 * 1024);
+    let mut out = Vec::with_capacity(32 * 1024);
     // Serialising typed values into a `Vec` cannot fail.
     let _ = sonic_rs::to_writer(&mut out, ops);
     out
