@@ -472,6 +472,8 @@ impl Config {
             };
             return Err(ConfigError { value });
         }
+        // sonic-rs reserves six times a string's length before writing it (templates run to
+        // kilobytes), so the buffer is sized not to regrow for a typical config.
         let mut out = Vec::with_capacity(16 * 1024);
         // Serialising plain structs of strings, bools and finite numbers cannot fail, and the
         // JSON written is UTF-8. sonic-rs escapes strings as serde_json does (tested), faster.
