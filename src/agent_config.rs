@@ -3,6 +3,7 @@
 //! Struct field order is the JSON member order, which follows upstream's Go structs so that the
 //! generated JSON compares byte for byte with upstream's (apart from Go's `<>&` escaping).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -30,18 +31,18 @@ pub struct ConfigError {
 
 /// Top-level agent configuration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Config {
+pub struct Config<'a> {
     /// `auto_auth`.
-    pub auto_auth: AutoAuth,
+    pub auto_auth: AutoAuth<'a>,
     /// true in the init container.
     pub exit_after_auth: bool,
     /// Always [`PID_FILE`].
     pub pid_file: &'static str,
     /// `vault`.
-    pub vault: VaultStanza,
+    pub vault: VaultStanza<'a>,
     /// One per secret.
     #[serde(rename = "template", skip_serializing_if = "Vec::is_empty")]
-    pub templates: Vec<Template>,
+    pub templates: Vec<Template<'a>>,
     /// Cache / quit listener.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub listener: Vec<Listener>,
@@ -63,34 +64,34 @@ pub struct Config {
 
 /// `auto_auth`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AutoAuth {
+pub struct AutoAuth<'a> {
     /// The login method.
-    pub method: Method,
+    pub method: Method<'a>,
     /// Token sinks.
     pub sink: Vec<Sink>,
 }
 
 /// `auto_auth.method`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Method {
+pub struct Method<'a> {
     /// Auth type, e.g. `kubernetes`.
     #[serde(rename = "type")]
-    pub method_type: String,
+    pub method_type: &'a str,
     /// Mount path of the auth method.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub mount_path: String,
+    #[serde(skip_serializing_if = "str_is_empty")]
+    pub mount_path: &'a str,
     /// Go duration string.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub min_backoff: String,
+    #[serde(skip_serializing_if = "str_is_empty")]
+    pub min_backoff: &'a str,
     /// Go duration string.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub max_backoff: String,
+    #[serde(skip_serializing_if = "str_is_empty")]
+    pub max_backoff: &'a str,
     /// Vault namespace.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub namespace: String,
+    #[serde(skip_serializing_if = "str_is_empty")]
+    pub namespace: &'a str,
     /// Method parameters, sorted by name.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub config: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "map_is_empty")]
+    pub config: &'a BTreeMap<String, String>,
     /// Only emitted when true.
     #[serde(skip_serializing_if = "is_false")]
     pub exit_on_err: bool,
@@ -115,52 +116,53 @@ pub struct SinkConfig {
 
 /// `vault`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VaultStanza {
+pub struct VaultStanza<'a> {
     /// Always emitted.
-    pub address: String,
+    pub address: &'a str,
     /// `ca-cert`.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub ca_cert: String,
+    #[serde(skip_serializing_if = "str_is_empty")]
+    pub ca_cert: &'a str,
     /// From `ca-key`, on purpose.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub ca_path: String,
+    #[serde(skip_serializing_if = "str_is_empty")]
+    pub ca_path: &'a str,
     /// Only when true.
     #[serde(skip_serializing_if = "is_false")]
     pub tls_skip_verify: bool,
     /// `client-cert`.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub client_cert: String,
+    #[serde(skip_serializing_if = "str_is_empty")]
+    pub client_cert: &'a str,
     /// `client-key`.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub client_key: String,
+    #[serde(skip_serializing_if = "str_is_empty")]
+    pub client_key: &'a str,
     /// `tls-server-name`.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub tls_server_name: String,
+    #[serde(skip_serializing_if = "str_is_empty")]
+    pub tls_server_name: &'a str,
 }
 
-/// One `template` entry.
+/// One `template` entry, borrowed from the request: the inline templates are the largest
+/// strings of a configuration, and each review builds two configurations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Template {
+pub struct Template<'a> {
     /// Rendered file.
     pub destination: String,
     /// Inline or default template.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub contents: String,
+    #[serde(skip_serializing_if = "str_is_empty")]
+    pub contents: Cow<'a, str>,
     /// Always emitted (defaults `{{`).
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub left_delimiter: String,
+    #[serde(skip_serializing_if = "str_is_empty")]
+    pub left_delimiter: &'a str,
     /// Always emitted (defaults `}}`).
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub right_delimiter: String,
+    #[serde(skip_serializing_if = "str_is_empty")]
+    pub right_delimiter: &'a str,
     /// Post-render command.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub command: String,
+    #[serde(skip_serializing_if = "str_is_empty")]
+    pub command: &'a str,
     /// Template file.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub source: String,
+    #[serde(skip_serializing_if = "str_is_empty")]
+    pub source: &'a str,
     /// File mode string.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub perms: String,
+    #[serde(skip_serializing_if = "str_is_empty")]
+    pub perms: &'a str,
     /// Only when true.
     #[serde(skip_serializing_if = "is_false")]
     pub error_on_missing_key: bool,
@@ -354,6 +356,15 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
         .collect()
 }
 
+fn map_is_empty(m: &&BTreeMap<String, String>) -> bool {
+    m.is_empty()
+}
+
+/// Go's `omitempty` for a borrowed or owned string field.
+fn str_is_empty<T: AsRef<str> + ?Sized>(s: &T) -> bool {
+    s.as_ref().is_empty()
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -371,9 +382,9 @@ const MAP_TEMPLATE: &str =
     "{{ with secret \"%s\" }}{{ range $k, $v := .Data }}{{ $k }}: {{ $v }}\n{{ end }}{{ end }}";
 const JSON_TEMPLATE: &str = "{{ with secret \"%s\" }}{{ .Data | toJSON }}\n{{ end }}";
 
-impl Config {
+impl<'a> Config<'a> {
     /// Builds the init (`init = true`) or sidecar configuration for a request.
-    pub fn build(r: &AgentRequest, init: bool) -> Self {
+    pub fn build(r: &'a AgentRequest, init: bool) -> Self {
         let mut sink = vec![Sink::file(TOKEN_FILE.to_owned())];
         if r.inject_token {
             sink.push(Sink::file(path_join(&[&r.secret_volume_path, "token"])));
@@ -420,12 +431,12 @@ impl Config {
         Self {
             auto_auth: AutoAuth {
                 method: Method {
-                    method_type: r.auth.auth_type.clone(),
-                    mount_path: r.auth.mount_path.clone(),
-                    min_backoff: r.auth.min_backoff.clone(),
-                    max_backoff: r.auth.max_backoff.clone(),
-                    namespace: r.auth.namespace.clone(),
-                    config: r.auth.config.clone(),
+                    method_type: &r.auth.auth_type,
+                    mount_path: &r.auth.mount_path,
+                    min_backoff: &r.auth.min_backoff,
+                    max_backoff: &r.auth.max_backoff,
+                    namespace: &r.auth.namespace,
+                    config: &r.auth.config,
                     exit_on_err: r.auth.exit_on_err,
                 },
                 sink,
@@ -433,13 +444,13 @@ impl Config {
             exit_after_auth: init,
             pid_file: PID_FILE,
             vault: VaultStanza {
-                address: r.vault.address.clone(),
-                ca_cert: r.vault.ca_cert.clone(),
-                ca_path: r.vault.ca_key.clone(),
+                address: &r.vault.address,
+                ca_cert: &r.vault.ca_cert,
+                ca_path: &r.vault.ca_key,
                 tls_skip_verify: r.vault.tls_skip_verify,
-                client_cert: r.vault.client_cert.clone(),
-                client_key: r.vault.client_key.clone(),
-                tls_server_name: r.vault.tls_server_name.clone(),
+                client_cert: &r.vault.client_cert,
+                client_key: &r.vault.client_key,
+                tls_server_name: &r.vault.tls_server_name,
             },
             templates: templates(r),
             listener,
@@ -497,24 +508,24 @@ pub fn rendered_files(r: &AgentRequest) -> Vec<String> {
     templates(r).into_iter().map(|t| t.destination).collect()
 }
 
-fn templates(r: &AgentRequest) -> Vec<Template> {
+fn templates(r: &AgentRequest) -> Vec<Template<'_>> {
     r.secrets
         .iter()
         .map(|s| {
             let contents = if !s.template.is_empty() {
-                s.template.clone()
+                Cow::Borrowed(s.template.as_str())
             } else if s.template_file.is_empty() {
                 // A secret declared only by a template has no Vault path and no default.
-                match r.default_template {
+                Cow::Owned(match r.default_template {
                     DefaultTemplate::Map => MAP_TEMPLATE.replace("%s", &s.path),
                     DefaultTemplate::Json => JSON_TEMPLATE.replace("%s", &s.path),
-                }
+                })
             } else {
-                String::new()
+                Cow::Borrowed("")
             };
             let destination = if s.file.is_empty() {
                 // Plain concatenation, no cleaning: a trailing slash gives `//`, as upstream.
-                format!("{}/{}", s.mount_path, s.name)
+                [s.mount_path.as_str(), "/", s.name.as_str()].concat()
             } else {
                 path_join(&[&s.mount_path, &s.file])
             };
@@ -523,19 +534,15 @@ fn templates(r: &AgentRequest) -> Vec<Template> {
                 contents,
                 left_delimiter: non_empty_or(&s.left_delimiter, "{{"),
                 right_delimiter: non_empty_or(&s.right_delimiter, "}}"),
-                command: s.command.clone(),
-                source: s.template_file.clone(),
-                perms: s.perms.clone(),
+                command: &s.command,
+                source: &s.template_file,
+                perms: &s.perms,
                 error_on_missing_key: s.error_on_missing_key,
             }
         })
         .collect()
 }
 
-fn non_empty_or(v: &str, fallback: &str) -> String {
-    if v.is_empty() {
-        fallback.to_owned()
-    } else {
-        v.to_owned()
-    }
+fn non_empty_or<'a>(v: &'a str, fallback: &'static str) -> &'a str {
+    if v.is_empty() { fallback } else { v }
 }
