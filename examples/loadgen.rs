@@ -680,6 +680,11 @@ async fn canned_reply(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    if body.is_empty() {
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        *resp.status_mut() = hyper::StatusCode::NO_CONTENT;
+        return resp;
+    }
     let parsed = match decode {
         None => true,
         Some(Decode::Json) => {
@@ -687,14 +692,9 @@ async fn canned_reply(
         }
         Some(Decode::Pod) => admission::takes_fast_path(std::hint::black_box(&body)),
     };
-    if !parsed && !body.is_empty() {
+    if !parsed {
         let mut resp = Response::new(Full::new(Bytes::from_static(b"not parsed")));
         *resp.status_mut() = hyper::StatusCode::BAD_REQUEST;
-        return resp;
-    }
-    if body.is_empty() {
-        let mut resp = Response::new(Full::new(Bytes::new()));
-        *resp.status_mut() = hyper::StatusCode::NO_CONTENT;
         return resp;
     }
     let Some(canned) = canned.get().or_else(|| {

@@ -979,10 +979,7 @@ impl Parser<'_> {
         let mut key = String::new();
         for (raw, name) in found {
             let mut per = |prefix: &str| -> Option<&str> {
-                key.clear();
-                key.push_str(prefix);
-                key.push('-');
-                key.push_str(raw);
+                write_dashed_key(&mut key, prefix, raw);
                 self.get(&key)
             };
             let owned = |v: Option<&str>| v.unwrap_or_default().to_owned();
@@ -994,7 +991,7 @@ impl Parser<'_> {
             };
             let error_on_missing_key = match per(keys::ERROR_ON_MISSING_KEY) {
                 None => false,
-                Some(v) => parse_weak_bool(&per_secret_key(keys::ERROR_ON_MISSING_KEY, raw), v)?,
+                Some(v) => parse_weak_bool(&dashed_key(keys::ERROR_ON_MISSING_KEY, raw), v)?,
             };
             secrets.push(Secret {
                 path: owned(per(keys::SECRET)),
@@ -1019,7 +1016,7 @@ impl Parser<'_> {
     /// The per-secret `preserve-secret-case-<raw>` wins over the global key; a bad value
     /// counts as false, as upstream.
     fn secret_name(&self, raw: &str) -> String {
-        let per_secret = per_secret_key(keys::PRESERVE_SECRET_CASE, raw);
+        let per_secret = dashed_key(keys::PRESERVE_SECRET_CASE, raw);
         let preserve = self
             .get(&per_secret)
             .or_else(|| self.get(keys::PRESERVE_SECRET_CASE))
@@ -1087,14 +1084,20 @@ impl Parser<'_> {
     }
 }
 
-/// `<prefix>-<raw>`, the key of a per-secret annotation. Concatenated by hand: this runs ten
+/// `<prefix>-<suffix>`, e.g. the key of a per-secret annotation.
+fn dashed_key(prefix: &str, suffix: &str) -> String {
+    let mut key = String::with_capacity(prefix.len() + 1 + suffix.len());
+    write_dashed_key(&mut key, prefix, suffix);
+    key
+}
+
+/// [`dashed_key`] into a reused buffer. Concatenated by hand: per-secret keys are built ten
 /// times per secret, and `format!` cost five times as much (a twentieth of a review).
-fn per_secret_key(prefix: &str, raw: &str) -> String {
-    let mut key = String::with_capacity(prefix.len() + 1 + raw.len());
+fn write_dashed_key(key: &mut String, prefix: &str, suffix: &str) {
+    key.clear();
     key.push_str(prefix);
     key.push('-');
-    key.push_str(raw);
-    key
+    key.push_str(suffix);
 }
 
 /// `(param, value)` for keys `<prefix>-<param>`, with `-` in the param turned into `_`, in
@@ -1272,7 +1275,7 @@ fn validate(r: &AgentRequest, ann: &Annotations<'_>) -> Result<(), Problem> {
                 keys::AUTH_TYPE
             )));
         }
-        let auth_config_role = per_secret_key(keys::AUTH_CONFIG, "role");
+        let auth_config_role = dashed_key(keys::AUTH_CONFIG, "role");
         if r.auth.auth_type == "kubernetes"
             && r.auth.role.is_empty()
             && ann

@@ -430,16 +430,7 @@ fn env_vars(r: &AgentRequest, init: bool) -> Result<(Vec<EnvVar>, usize), Refusa
         let encoded = base64_simd::STANDARD.encode_to_string(config);
         let chunks = config_env_chunks(&encoded);
         config_chunks = chunks.len();
-        if config_chunks == 1 {
-            // The usual single variable takes the encoded string as it is, not a copy.
-            env.push(EnvVar {
-                name: CONFIG_ENV.to_owned(),
-                value: Some(encoded),
-                ..Default::default()
-            });
-        } else {
-            env.extend(chunks.iter().map(|(name, value)| plain(name, value)));
-        }
+        env.extend(chunks.iter().map(|(name, value)| plain(name, value)));
     } else {
         let v = &r.vault;
         push_if_set(&mut env, "VAULT_ADDR", &v.address);
