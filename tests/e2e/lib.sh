@@ -160,7 +160,7 @@ e2e_pki() {
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
     -out "$d/ca.crt" 2>/dev/null
   e2e_cert apiserver kube-apiserver "" \
-    "IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.0.0.1"
+    "IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.0.0.1${E2E_NODE_IP:+,IP:$E2E_NODE_IP}"
   e2e_cert admin e2e-admin system:masters
   e2e_cert kcm system:kube-controller-manager
   e2e_cert injector vault-agent-injector-svc "" \
@@ -223,6 +223,8 @@ e2e_etcd_start() {
 }
 
 # e2e_apiserver_start [PORT]: a fresh port, or this one (a restart the clients do not notice).
+# E2E_API_BIND / E2E_API_ADVERTISE (default 127.0.0.1) and E2E_APISERVER_EXTRA (more flags,
+# space-separated) are set by the node tier (node.sh).
 e2e_apiserver_start() {
   E2E_API_PORT="${1:-$(e2e_free_port)}"
   E2E_API_URL="https://127.0.0.1:$E2E_API_PORT"
@@ -232,7 +234,8 @@ e2e_apiserver_start() {
   mkdir -p "$E2E_STATE/apiserver"
   e2e_spawn kube-apiserver "$E2E_KUBE_APISERVER" \
     --etcd-servers="http://127.0.0.1:$E2E_ETCD_PORT" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$E2E_API_PORT" \
+    --bind-address="${E2E_API_BIND:-127.0.0.1}" --advertise-address="${E2E_API_ADVERTISE:-127.0.0.1}" \
+    --secure-port="$E2E_API_PORT" \
     --cert-dir="$E2E_STATE/apiserver" \
     --tls-cert-file="$d/apiserver.crt" --tls-private-key-file="$d/apiserver.key" \
     --client-ca-file="$d/ca.crt" \
@@ -245,6 +248,7 @@ e2e_apiserver_start() {
     --endpoint-reconciler-type=none \
     --allow-privileged=true \
     --profiling=false \
+    ${E2E_APISERVER_EXTRA:-} \
     --v="${E2E_APISERVER_V:-1}"
   e2e_kubeconfig "$E2E_STATE/admin.kubeconfig" admin
   e2e_kubeconfig "$E2E_STATE/kcm.kubeconfig" kcm
@@ -292,8 +296,8 @@ e2e_pg_start() {
   local u dir
   u="$(e2e_pg_user)"
   dir="$E2E_STATE/postgres"
-  E2E_PG_PORT="$(e2e_free_port)"
-  E2E_PG_HOST=127.0.0.1
+  E2E_PG_PORT="${E2E_PG_PORT:-$(e2e_free_port)}"
+  E2E_PG_HOST="${E2E_PG_HOST:-127.0.0.1}"
   E2E_PG_ADMIN_PASSWORD="$(openssl rand -hex 16)"
   mkdir -p "$dir"
   chown "$u" "$dir"
@@ -307,17 +311,17 @@ e2e_pg_start() {
   touch "$E2E_STATE/logs/postgres.log"
   chown "$u" "$E2E_STATE/logs/postgres.log"
   runuser -u "$u" -- "$E2E_PG_BIN_DIR/pg_ctl" -D "$dir/data" -w -t 60 -l "$E2E_STATE/logs/postgres.log" \
-    -o "-c listen_addresses=127.0.0.1 -c port=$E2E_PG_PORT -c unix_socket_directories=$dir -c fsync=off" \
+    -o "-c listen_addresses=$E2E_PG_HOST -c port=$E2E_PG_PORT -c unix_socket_directories=$dir -c fsync=off" \
     start >/dev/null || { tail -n 20 "$E2E_STATE/logs/postgres.log" >&2; return 1; }
   E2E_PG_SOCKET_DIR="$dir"
-  e2e_say "started postgres on 127.0.0.1:$E2E_PG_PORT (data $dir/data)"
+  e2e_say "started postgres on $E2E_PG_HOST:$E2E_PG_PORT (data $dir/data)"
   # Bootstrap as the superuser over the unix socket, then set up as the admin over TCP.
   e2e_psql_super -v ON_ERROR_STOP=1 -q <<EOF || return 1
 CREATE ROLE "$E2E_PG_ADMIN_USER" WITH LOGIN CREATEROLE NOSUPERUSER PASSWORD '$E2E_PG_ADMIN_PASSWORD';
 CREATE DATABASE "$E2E_PG_DATABASE" OWNER "$E2E_PG_ADMIN_USER";
 EOF
   PGPASSWORD="$E2E_PG_ADMIN_PASSWORD" "$E2E_PG_BIN_DIR/psql" -X -q -v ON_ERROR_STOP=1 \
-    "host=127.0.0.1 port=$E2E_PG_PORT user=$E2E_PG_ADMIN_USER dbname=$E2E_PG_DATABASE" <<'EOF' || return 1
+    "host=$E2E_PG_HOST port=$E2E_PG_PORT user=$E2E_PG_ADMIN_USER dbname=$E2E_PG_DATABASE" <<'EOF' || return 1
 CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL, quantity integer NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
 INSERT INTO orders (item, quantity) VALUES ('widget', 3), ('gadget', 1);
 EOF
@@ -336,15 +340,17 @@ e2e_pg_stop() {
 # ---------------------------------------------------------------------------------------------
 # OpenBao dev server (in-memory storage, known root token).
 
+# E2E_BAO_HOST (default 127.0.0.1) and E2E_BAO_PORT: where it listens (the node tier gives the
+# node's address, which pods reach).
 e2e_bao_start() {
-  E2E_BAO_PORT="$(e2e_free_port)"
-  E2E_VAULT_ADDR="http://127.0.0.1:$E2E_BAO_PORT"
+  E2E_BAO_PORT="${E2E_BAO_PORT:-$(e2e_free_port)}"
+  E2E_VAULT_ADDR="http://${E2E_BAO_HOST:-127.0.0.1}:$E2E_BAO_PORT"
   E2E_VAULT_TOKEN="${E2E_VAULT_TOKEN:-e2e-root-token}"
   mkdir -p "$E2E_STATE/openbao"
   # HOME: the dev server writes ~/.vault-token
   e2e_spawn openbao env HOME="$E2E_STATE/openbao" "$E2E_BAO" server -dev \
     -dev-root-token-id="$E2E_VAULT_TOKEN" \
-    -dev-listen-address="127.0.0.1:$E2E_BAO_PORT"
+    -dev-listen-address="${E2E_BAO_HOST:-127.0.0.1}:$E2E_BAO_PORT"
   e2e_wait openbao 60 curl -fsS "$E2E_VAULT_ADDR/v1/sys/health"
 }
 
@@ -513,6 +519,58 @@ e2e_injector_spawn_chart() {
 }
 
 e2e_injector_stop() { e2e_stop injector; }
+
+# ---------------------------------------------------------------------------------------------
+# the scenario runner (run.sh, node.sh)
+
+# e2e_run_scenarios CMD...: run every test of the test binary that `CMD -- --list` lists, one at
+# a time, skipping those that match none of the words in the array E2E_FILTERS (when it has
+# any). Each prints `=== scenario NAME: ok` or `: FAILED`, and a failed one prints what every
+# component logged while it ran. NAME is the test's name without its module path, with dashes
+# for underscores when E2E_DASHED_NAMES is set. Adds to the globals passed, failed and
+# failed_names; E2E_ALIVE lists the components that must survive every scenario.
+e2e_run_scenarios() {
+  local -a cmd=("$@") tests
+  local t name keep f off ts
+  mapfile -t tests < <("${cmd[@]}" -q -- --list 2>/dev/null | sed -n 's/: test$//p' | sort)
+  [ "${#tests[@]}" -gt 0 ] || { e2e_die "no scenarios found"; return 1; }
+  for t in "${tests[@]}"; do
+    name="${t##*::}"
+    [ -n "${E2E_DASHED_NAMES:-}" ] && name="${name//_/-}"
+    if [ "${#E2E_FILTERS[@]}" -gt 0 ]; then
+      keep=""
+      for f in "${E2E_FILTERS[@]}"; do [[ "$t" == *"$f"* || "$name" == *"$f"* ]] && keep=1; done
+      [ -n "$keep" ] || continue
+    fi
+    # remember where every log ends, to print only what was logged during this scenario
+    local -A offsets=()
+    for f in "$E2E_STATE"/logs/*.log; do offsets["$f"]=$(stat -c %s "$f"); done
+    e2e_say "=== scenario $name"
+    ts=$SECONDS
+    if "${cmd[@]}" -q -- --exact "$t" --test-threads=1 --nocapture; then
+      passed=$((passed + 1))
+      e2e_say "=== scenario $name: ok ($((SECONDS - ts))s)"
+    else
+      failed=$((failed + 1))
+      failed_names+=("$name")
+      e2e_say "=== scenario $name: FAILED ($((SECONDS - ts))s); component logs during the scenario:"
+      for f in "$E2E_STATE"/logs/*.log; do
+        off="${offsets[$f]:-0}"
+        printf '\n----- %s (from byte %s, last 150 lines) -----\n' "$(basename "$f")" "$off"
+        tail -c +"$((off + 1))" "$f" | tail -n 150
+      done
+      for f in "$E2E_STATE"/kubelet/*/*.log; do
+        [ -f "$f" ] || continue
+        printf '\n----- fake kubelet container %s (last 80 lines) -----\n' "${f#"$E2E_STATE"/kubelet/}"
+        tail -n 80 "$f"
+      done
+    fi
+    unset offsets
+    for f in ${E2E_ALIVE:-}; do
+      e2e_alive "$f" || { e2e_say "$f is no longer running"; tail -n 40 "$E2E_STATE/logs/$f.log" >&2; }
+    done
+  done
+}
 
 # ---------------------------------------------------------------------------------------------
 # environment handed to the scenarios (and to ctl.sh)

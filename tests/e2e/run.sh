@@ -3,6 +3,10 @@
 #
 #   tests/e2e/run.sh                 build what is missing, start everything, run every scenario
 #   tests/e2e/run.sh s3 s4           only the scenarios whose test name contains one of these
+#   tests/e2e/run.sh node [FILTER]   only the node tier: the image, the chart and the agents in real
+#                                    pods under a real kubelet (tests/e2e/node.sh)
+#   tests/e2e/run.sh --kubeconfig FILE [FILTER]
+#                                    the node tier's scenarios against an existing cluster
 #
 # 1. builds or finds the components (tests/e2e/bin.sh, cached in target/e2e-bin/),
 # 2. builds the injector (cargo build --bin vault-injector) and the scenario crate,
@@ -22,6 +26,10 @@
 # needs helm from bin.sh; .ci/run does this for s1-s4).
 set -euo pipefail
 E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+case "${1:-}" in
+  node) shift; exec "$E2E_DIR/node.sh" "$@" ;;
+  --kubeconfig | --kubeconfig=*) exec "$E2E_DIR/node.sh" "$@" ;;
+esac
 # shellcheck source=lib.sh
 . "$E2E_DIR/lib.sh"
 cd "$E2E_ROOT"
@@ -90,46 +98,11 @@ t_stack=$((SECONDS - t_start))
 e2e_say "stack up ($((t_stack - t_builds))s); running scenarios"
 
 # 4. scenarios, one test binary run each, so that logs can be attributed to a failed one
-mapfile -t tests < <("${SCENARIOS[@]}" -q -- --list 2>/dev/null | sed -n 's/: test$//p' | sort)
-[ "${#tests[@]}" -gt 0 ] || e2e_die "no scenarios found"
 passed=0
 failed=0
 failed_names=()
-for t in "${tests[@]}"; do
-  if [ "${#filters[@]}" -gt 0 ]; then
-    keep=""
-    for f in "${filters[@]}"; do [[ "$t" == *"$f"* ]] && keep=1; done
-    [ -n "$keep" ] || continue
-  fi
-  # remember where every log ends, to print only what was logged during this scenario
-  declare -A offsets=()
-  for f in "$E2E_STATE"/logs/*.log; do offsets["$f"]=$(stat -c %s "$f"); done
-  e2e_say "=== scenario $t"
-  ts=$SECONDS
-  if "${SCENARIOS[@]}" -q -- --exact "$t" --test-threads=1 --nocapture; then
-    passed=$((passed + 1))
-    e2e_say "=== scenario $t: ok ($((SECONDS - ts))s)"
-  else
-    failed=$((failed + 1))
-    failed_names+=("$t")
-    e2e_say "=== scenario $t: FAILED ($((SECONDS - ts))s); component logs during the scenario:"
-    for f in "$E2E_STATE"/logs/*.log; do
-      off="${offsets[$f]:-0}"
-      printf '\n----- %s (from byte %s, last 150 lines) -----\n' "$(basename "$f")" "$off"
-      tail -c +"$((off + 1))" "$f" | tail -n 150
-    done
-    for f in "$E2E_STATE"/kubelet/*/*.log; do
-      [ -f "$f" ] || continue
-      printf '\n----- fake kubelet container %s (last 80 lines) -----\n' "${f#"$E2E_STATE"/kubelet/}"
-      tail -n 80 "$f"
-    done
-  fi
-  unset offsets
-  # the stack must survive every scenario
-  for c in etcd kube-apiserver kube-controller-manager openbao injector; do
-    e2e_alive "$c" || { e2e_say "$c is no longer running"; tail -n 40 "$E2E_STATE/logs/$c.log" >&2; }
-  done
-done
+E2E_FILTERS=("${filters[@]}")
+E2E_ALIVE="etcd kube-apiserver kube-controller-manager openbao injector" e2e_run_scenarios "${SCENARIOS[@]}"
 
 t_scenarios=$((SECONDS - t_stack))
 

@@ -4,6 +4,8 @@
 //! kind). Everything else the scenarios need is passed in `E2E_*` environment variables that
 //! run.sh writes to `$E2E_STATE/env`; see tests/e2e/README.md.
 
+pub mod node;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt as _;
@@ -663,7 +665,7 @@ pub async fn configure_kubernetes_auth(client: &Client) -> Result<()> {
     written.map(drop)
 }
 
-const ORDERS_ROLE_SQL: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO \"{{name}}\";";
+pub const ORDERS_ROLE_SQL: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO \"{{name}}\";";
 
 /// The walkthrough's database side, as an operator configures it (idempotent): the `database`
 /// engine with connection `orders-pg` to the harness's PostgreSQL (as its non-superuser admin),
@@ -683,7 +685,7 @@ pub async fn configure_orders_database() -> Result<()> {
             "write",
             "database/config/orders-pg",
             "plugin_name=postgresql-database-plugin",
-            "allowed_roles=orders-app",
+            "allowed_roles=orders-*",
             &format!("connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@{pg_host}:{pg_port}/{pg_db}?sslmode=disable"),
             &format!("username={}", env_req("E2E_PG_ADMIN_USER")?),
             &format!("password={}", env_req("E2E_PG_ADMIN_PASSWORD")?),
