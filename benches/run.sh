@@ -132,7 +132,7 @@ kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
 # as a webhook must to find the pod's annotations (json: parse only; pod: the injector's own
 # decode into the typed Pod). HTTP/1.1 only.
 say "== floor: the baseline parsing each body before its canned reply"
-F_JSON= F_POD=
+F_JSON="" F_POD=""
 for mode in json pod; do
     "${BASELINE_CMD[@]}" "--decode=$mode" >/dev/null &
     SERVER_PID=$!

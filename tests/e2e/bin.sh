@@ -143,12 +143,12 @@ e2e_bin_openbao() {
 # real ELF binary so that `vault` in PATH is exactly what a container image would run.
 e2e_find_bao() {
   local venv="$1" f
-  for f in $(find "$venv" -type f \( -name bao -o -name 'bao-*' -o -name 'openbao' \) 2>/dev/null); do
+  while IFS= read -r f; do
     if [ -x "$f" ] && head -c4 "$f" | grep -q ELF; then
       printf '%s\n' "$f"
       return 0
     fi
-  done
+  done < <(find "$venv" -type f \( -name bao -o -name 'bao-*' -o -name 'openbao' \) 2>/dev/null)
   [ -x "$venv/bin/bao" ] && { printf '%s\n' "$venv/bin/bao"; return 0; }
   return 1
 }
@@ -191,7 +191,9 @@ E2E_ALL_COMPONENTS="etcd openbao postgresql kube-apiserver kube-controller-manag
 # e2e_bin_all [NAME...]: resolve the components, timing each one.
 e2e_bin_all() {
   local c t rc=0
-  for c in ${*:-$E2E_ALL_COMPONENTS}; do
+  local -a names=("$@")
+  [ "${#names[@]}" -gt 0 ] || read -ra names <<< "$E2E_ALL_COMPONENTS"
+  for c in "${names[@]}"; do
     t=$SECONDS
     if ! e2e_bin_one "$c"; then
       e2e_log "component $c: FAILED"
@@ -201,7 +203,7 @@ e2e_bin_all() {
     e2e_log "component $c: ready ($((SECONDS - t))s)"
   done
   export E2E_KUBE_APISERVER E2E_KUBE_CONTROLLER_MANAGER E2E_KUBECTL E2E_KUBE_SCHEDULER E2E_KUBELET E2E_HELM E2E_ETCD \
-    E2E_BAO E2E_VAULT E2E_OPENBAO_BIN_DIR E2E_PG_BIN_DIR
+    E2E_ETCD_VERSION E2E_PG_VERSION E2E_BAO E2E_VAULT E2E_OPENBAO_BIN_DIR E2E_PG_BIN_DIR
   return $rc
 }
 

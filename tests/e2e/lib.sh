@@ -206,6 +206,7 @@ EOF
 # control plane
 
 # e2e_etcd_start [CLIENT_PORT PEER_PORT]: fresh ports, or these (a restart on the same data dir).
+# shellcheck disable=SC2120 # the ports are passed by chaos.sh, which restarts etcd
 e2e_etcd_start() {
   E2E_ETCD_PORT="${1:-$(e2e_free_port)}"
   E2E_ETCD_PEER_PORT="${2:-$(e2e_free_port)}"
@@ -225,6 +226,7 @@ e2e_etcd_start() {
 # e2e_apiserver_start [PORT]: a fresh port, or this one (a restart the clients do not notice).
 # E2E_API_BIND / E2E_API_ADVERTISE (default 127.0.0.1) and E2E_APISERVER_EXTRA (more flags,
 # space-separated) are set by the node tier (node.sh).
+# shellcheck disable=SC2120 # the port is passed by chaos.sh and node-lib.sh
 e2e_apiserver_start() {
   E2E_API_PORT="${1:-$(e2e_free_port)}"
   E2E_API_URL="https://127.0.0.1:$E2E_API_PORT"
@@ -623,7 +625,7 @@ e2e_autotls_stack() {
   e2e_injector_prepare || return 1
   : > "$dir/backends"
   e2e_spawn tcp-proxy python3 "$E2E_DIR/tls/tcp-proxy.py" "$PROXY_PORT" "$dir/backends"
-  HOSTS="127.0.0.1,vault-agent-injector-svc,vault-agent-injector-svc.vault,vault-agent-injector-svc.vault.svc"
+  export HOSTS="127.0.0.1,vault-agent-injector-svc,vault-agent-injector-svc.vault,vault-agent-injector-svc.vault.svc"
 }
 
 # e2e_ca_bundle WEBHOOK FILE: the webhook configuration's caBundle, decoded into FILE.

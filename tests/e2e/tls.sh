@@ -233,7 +233,7 @@ t2_rotation_under_load() {
 
 t3_two_replicas_failover() {
   e2e_say "=== t3: two replicas, leader killed under load"
-  local p0 p1 leader survivor lport sport t0 t_lock t_bundle s_before
+  local p0 p1 leader survivor sport t0 t_lock t_bundle s_before
   make_pod vault-injector-0
   make_pod vault-injector-1
   p0="$(start_replica inj-0 vault-injector-0 AGENT_INJECT_USE_LEADER_ELECTOR=true)"
@@ -246,7 +246,7 @@ t3_two_replicas_failover() {
   trusted "$p0" && trusted "$p1" || fail "t3: both replicas must serve a trusted certificate"
   KUBECTL -n vault get secret vault-injector-certs -o jsonpath='{.data.cert}' | base64 -d | grep -q 'BEGIN CERTIFICATE' ||
     fail "t3: the leader did not write the certificate Secret"
-  lport="$p0" sport="$p1" survivor=vault-injector-1
+  sport="$p1" survivor=vault-injector-1
   # The apiserver goes to the survivor only. A SIGKILL loses whatever request is in flight on
   # the killed process whatever the certificates do (an `unexpected EOF` for that pod); what is
   # tested here is the certificate hand-over: the survivor keeps serving a trusted leaf while it
