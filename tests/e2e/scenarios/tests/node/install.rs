@@ -38,6 +38,19 @@ async fn node_install() -> Result<()> {
             "injector pod {name} has no readiness/liveness probe: the chart's probes are part of what is tested"
         );
     }
+    // The image holds the binary and its libraries only: nothing to exec a shell with.
+    let first = injectors[0].metadata.name.clone().unwrap_or_default();
+    let shell = exec(
+        "vault",
+        &first,
+        "sidecar-injector",
+        &["/bin/sh", "-c", "true"],
+    )
+    .await;
+    ensure!(
+        shell.is_err(),
+        "the injector image has a shell: /bin/sh ran in {first}"
+    );
     let webhooks: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let cfg = webhooks.get(WEBHOOK_CONFIG).await?;
     let ca_bundle = cfg
