@@ -309,6 +309,8 @@ e2e_pg_start() {
     tail -n 20 "$E2E_STATE/logs/postgres.log" >&2
     return 1
   fi
+  # initdb allows TCP logins from 127.0.0.1 only; pods and the node address are other hosts.
+  echo "host all all all scram-sha-256" >> "$dir/data/pg_hba.conf"
   echo postgres >> "$E2E_STATE/started"
   touch "$E2E_STATE/logs/postgres.log"
   chown "$u" "$E2E_STATE/logs/postgres.log"
@@ -566,6 +568,8 @@ e2e_run_scenarios() {
         printf '\n----- fake kubelet container %s (last 80 lines) -----\n' "${f#"$E2E_STATE"/kubelet/}"
         tail -n 80 "$f"
       done
+      # the node tier adds what the cluster says about its pods
+      if declare -F e2e_scenario_failed >/dev/null; then e2e_scenario_failed; fi
     fi
     unset offsets
     for f in ${E2E_ALIVE:-}; do

@@ -142,9 +142,10 @@ e2e_kubelet_start() {
   local k="$E2E_STATE/kubelet" d="$E2E_STATE/pki" ctrl
   mkdir -p "$k" "$E2E_STATE/podlogs"
   # The pods' cgroups go under a root of this run's own (created here, removed by teardown).
-  E2E_CGROUP_ROOT="/vault-injector-e2e-${E2E_NETNS:-$$}"
+  # The kubelet checks that it exists in every v1 hierarchy, the named `systemd` one included.
+  E2E_CGROUP_ROOT="/${E2E_NETNS:-vault-injector-e2e-$$}"
   for ctrl in /sys/fs/cgroup/*/; do
-    case "$ctrl" in */unified/ | */systemd/) continue ;; esac
+    case "$ctrl" in */unified/) continue ;; esac
     mkdir -p "$ctrl${E2E_CGROUP_ROOT#/}"
   done
   cat > "$k/config.yaml" <<EOF
@@ -191,7 +192,8 @@ e2e_node_ready() {
 
 # e2e_chart_install: `helm install` of charts/vault-injector as a user installs it, with the
 # locally built images and the OpenBao address pods reach; everything else is the chart's
-# default (auto TLS, its probes, its webhook configuration).
+# default (auto TLS, its probes, its webhook configuration) but the anti-affinity, which allows
+# one replica per node (node-injector-restart runs two, on this cluster's one node).
 e2e_chart_install() {
   local repo tag
   repo="${IMAGE_VAULT_INJECTOR%:*}"
@@ -205,6 +207,7 @@ e2e_chart_install() {
     --set injector.metrics.enabled=true \
     --set-string injector.logLevel=debug \
     --set-string injector.extraEnvironmentVars.AGENT_INJECT_AGENT_BINARY=bao \
+    --set-string injector.affinity= \
     --wait --timeout 5m >&2
 }
 

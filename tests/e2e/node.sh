@@ -103,6 +103,15 @@ if [ -n "$inside" ]; then
   # shellcheck source=/dev/null
   . "$E2E_STATE/env"
   e2e_say "node cluster up in $((SECONDS - t0))s; running the node scenarios"
+  # After a failed scenario: every pod, the recent events, the injector's log.
+  e2e_scenario_failed() {
+    printf '\n----- kubectl get pods -A -o wide -----\n'
+    "$E2E_KUBECTL" get pods -A -o wide 2>&1 || true
+    printf '\n----- events (last 40) -----\n'
+    "$E2E_KUBECTL" get events -A --sort-by=.lastTimestamp 2>&1 | tail -n 40 || true
+    printf '\n----- injector logs (last 60 lines per pod) -----\n'
+    "$E2E_KUBECTL" -n vault logs -l app.kubernetes.io/name=vault-agent-injector --tail=60 --prefix 2>&1 || true
+  }
   E2E_ALIVE="etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet openbao" \
     e2e_run_scenarios "${SCENARIOS[@]}" || true
   finish_summary
