@@ -270,13 +270,32 @@ pub async fn create_pod(pods: &Api<Pod>, pod: Value) -> Result<Pod> {
         .context("creating the pod")
 }
 
-/// The injector's pods (the chart's release `vault` in namespace `vault`).
+/// The injector's pods (the chart's release `vault` in namespace `vault`), without those being
+/// deleted (a replica scaled away lingers a moment as a terminated pod).
 pub async fn injector_pods(client: &Client) -> Result<Vec<Pod>> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "vault");
     let list = pods
         .list(&ListParams::default().labels("app.kubernetes.io/name=vault-agent-injector"))
         .await?;
-    Ok(list.items)
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect())
+}
+
+/// Wait until there are `n` injector pods, all ready.
+pub async fn wait_injectors_ready(client: &Client, n: usize) -> Result<Vec<Pod>> {
+    poll(
+        &format!("{n} ready injector pods"),
+        Duration::from_secs(180),
+        || async move {
+            let pods = injector_pods(client).await?;
+            let ok = pods.len() == n && pods.iter().all(running_and_ready);
+            Ok(ok.then_some(pods))
+        },
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------

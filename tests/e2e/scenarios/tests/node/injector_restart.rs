@@ -37,23 +37,6 @@ async fn set_release(replicas: u32, failure_policy: &str) -> Result<()> {
     .map(drop)
 }
 
-/// Wait until exactly `n` injector pods exist, none terminating, all ready.
-async fn wait_injectors_ready(client: &Client, n: usize) -> Result<Vec<Pod>> {
-    poll(
-        &format!("{n} ready injector pods"),
-        Duration::from_secs(180),
-        || async move {
-            let pods = injector_pods(client).await?;
-            let ok = pods.len() == n
-                && pods
-                    .iter()
-                    .all(|p| p.metadata.deletion_timestamp.is_none() && running_and_ready(p));
-            Ok(ok.then_some(pods))
-        },
-    )
-    .await
-}
-
 /// Creates pods one after another until `stop`; returns (created, failures with their errors).
 async fn create_loop(pods: Api<Pod>, stop: Arc<AtomicBool>) -> (u32, Vec<String>) {
     let mut created = 0;
@@ -120,10 +103,7 @@ async fn restart_under_load(client: &Client) -> Result<()> {
             let victim = victim.clone();
             async move {
                 let pods = injector_pods(client).await?;
-                let ready = pods
-                    .iter()
-                    .filter(|p| p.metadata.deletion_timestamp.is_none() && running_and_ready(p))
-                    .count();
+                let ready = pods.iter().filter(|p| running_and_ready(p)).count();
                 let gone = pods
                     .iter()
                     .all(|p| p.metadata.name.as_deref() != Some(victim.as_str()));

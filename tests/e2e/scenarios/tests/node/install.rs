@@ -17,16 +17,10 @@ async fn node_install() -> Result<()> {
     let client = client().await?;
 
     // The injector as the chart runs it.
-    let injectors = injector_pods(&client).await?;
-    ensure!(!injectors.is_empty(), "no injector pod in namespace vault");
+    let injectors = wait_injectors_ready(&client, 1).await?;
     let want_image = image("IMAGE_VAULT_INJECTOR")?;
     for p in &injectors {
         let name = p.metadata.name.clone().unwrap_or_default();
-        ensure!(
-            running_and_ready(p),
-            "injector pod {name} is not ready: {}",
-            pod_state(p)
-        );
         let c = &p.spec.as_ref().context("pod without spec")?.containers[0];
         ensure!(
             c.image.as_deref() == Some(want_image.as_str()),
