@@ -576,18 +576,42 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// Go's `base64.StdEncoding.DecodeString` ignores line breaks and non-zero trailing bits.
+/// Upstream's `decodeIfBase64`: the decoded bytes when `s` is base64, else `s` itself. Go's
+/// `base64.StdEncoding.DecodeString` ignores line breaks and non-zero trailing bits.
 fn decode_if_base64(s: &str) -> String {
     const LENIENT: GeneralPurpose = GeneralPurpose::new(
         &base64::alphabet::STANDARD,
         GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
     );
     let compact: String = s.chars().filter(|c| *c != '\n' && *c != '\r').collect();
-    LENIENT
-        .decode(compact)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .unwrap_or_else(|| s.to_owned())
+    match LENIENT.decode(compact) {
+        Ok(bytes) => go_json_string(&bytes),
+        Err(_) => s.to_owned(),
+    }
+}
+
+/// The text Go's `encoding/json` writes for a Go string holding `bytes`: upstream keeps the
+/// decoded bytes in a string whatever they are, and the JSON encoder replaces every byte that
+/// does not start a valid UTF-8 sequence with U+FFFD, one per byte (Rust's lossy conversion
+/// would merge a truncated sequence into one replacement).
+fn go_json_string(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                out.push_str(valid);
+                return out;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                // `valid_up_to` bytes are UTF-8 by definition.
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                out.push(char::REPLACEMENT_CHARACTER);
+                rest = after.get(1..).unwrap_or_default();
+            }
+        }
+    }
 }
 
 /// mutation.md §5.8: quantities are checked in upstream's order; empty leaves the key out.
@@ -863,6 +887,44 @@ mod tests {
         assert_eq!(shell_word("x; id"), "'x; id'");
         assert_eq!(shell_word("$(id)"), "'$(id)'");
         assert_eq!(shell_word(""), "''");
+    }
+
+    #[test]
+    fn ca_cert_bytes_that_decode_to_non_utf8_get_one_replacement_per_byte_as_in_go() {
+        // "////" is valid base64 for ff ff ff: three invalid bytes, three U+FFFD.
+        assert_eq!(decode_if_base64("////"), "\u{fffd}\u{fffd}\u{fffd}");
+        // A truncated 4-byte sequence (f0 9f 98) is three bytes Go replaces one by one.
+        assert_eq!(go_json_string(b"a\xf0\x9f\x98b"), "a\u{fffd}\u{fffd}\u{fffd}b");
+        assert_eq!(go_json_string("é✓".as_bytes()), "é✓");
+        assert_eq!(decode_if_base64("aGk="), "hi");
+        assert_eq!(decode_if_base64("not base64!"), "not base64!");
+    }
+
+    #[test]
+    fn the_ca_cert_bytes_variable_holds_what_upstream_writes() {
+        let mut settings = Settings::default();
+        settings.agent.vault_address = "http://v:8200".into();
+        settings.agent.ca_cert_bytes = "////".into();
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "annotations": {
+                "vault.hashicorp.com/agent-inject": "true",
+                "vault.hashicorp.com/role": "app"}},
+            "spec": {"containers": [{
+                "name": "app", "image": "app:1",
+                "volumeMounts": [{"name": "sa", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]
+            }], "volumes": [{"name": "sa", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}]}
+        });
+        let m = admission::mutate(&pod, "apps", &settings.agent).unwrap();
+        let mutated: Pod =
+            serde_json::from_value(admission::mutated_object(&pod, &m).unwrap()).unwrap();
+        let sidecar = mutated.spec.unwrap().containers.pop().unwrap();
+        let value = plain_env(&sidecar)
+            .into_iter()
+            .find(|(k, _)| k == "VAULT_CACERT_BYTES")
+            .unwrap()
+            .1;
+        assert_eq!(value, "\u{fffd}\u{fffd}\u{fffd}");
     }
 
     #[test]
