@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::agent_config::{CACHE_PATH, Config, TOKEN_FILE, rendered_files};
 use crate::annotations::{AgentRequest, Problem, Refusal, keys};
-use crate::goparse::parse_quantity;
+use crate::goparse::canonical_quantity;
 use crate::patch::{Op, OpValue, PatchBuilder, apply_user_patch, escape_pointer};
 
 /// Name of the injected init container.
@@ -344,23 +344,69 @@ fn agent_container(
     } else {
         &r.json_patch
     };
-    match user_patch {
-        None => Ok(container),
-        Some(patch) => {
-            let patched = apply_user_patch(&to_value(&container), patch)
-                .map_err(|e| Refusal::Patch(Problem::Message(e.to_string())))?;
-            serde_json::from_value(patched).map_err(|e| {
-                Refusal::Patch(Problem::Message(format!(
-                    "{e} (after applying annotation {})",
-                    if init {
-                        keys::INIT_JSON_PATCH
-                    } else {
-                        keys::JSON_PATCH
-                    }
-                )))
-            })
+    let Some(patch) = user_patch else {
+        return Ok(container);
+    };
+    let key = if init {
+        keys::INIT_JSON_PATCH
+    } else {
+        keys::JSON_PATCH
+    };
+    let mut patched = apply_user_patch(&to_value(&container), patch)
+        .map_err(|e| Refusal::Patch(Problem::Message(e.to_string())))?;
+    // Upstream decodes the patched container back into its typed form, which parses every
+    // quantity (refusing a bad one) and writes it canonically again.
+    canonicalize_quantities(&mut patched).map_err(|(at, value, err)| {
+        Refusal::Patch(Problem::Message(format!(
+            "{err} ({at}: {}, after applying annotation {key})",
+            crate::goparse::go_quote(&value)
+        )))
+    })?;
+    serde_json::from_value(patched).map_err(|e| {
+        Refusal::Patch(Problem::Message(format!(
+            "{e} (after applying annotation {key})"
+        )))
+    })
+}
+
+/// The container's quantities (resource limits and requests, and the divisors of
+/// `resourceFieldRef` variables) as apimachinery reads and writes them: the text of a string
+/// without surrounding whitespace, the JSON text of anything else (so a number is read as its
+/// digits, `null` is zero and `true` fails), then [`canonical_quantity`]. Members of the wrong
+/// shape are left for the typed decode to refuse. On failure: where, the text and the error.
+fn canonicalize_quantities(
+    container: &mut Value,
+) -> Result<(), (String, String, crate::goparse::QuantityError)> {
+    let canonical = |at: String, q: &mut Value| {
+        let text = match &*q {
+            Value::Null => "0".to_owned(),
+            // Go's `strings.TrimSpace` and `str::trim` trim the same (Unicode) white space.
+            Value::String(s) => s.trim().to_owned(),
+            other => other.to_string(),
+        };
+        match canonical_quantity(&text) {
+            Ok(c) => {
+                *q = Value::String(c);
+                Ok(())
+            }
+            Err(err) => Err((at, text, err)),
+        }
+    };
+    for list in ["limits", "requests"] {
+        if let Some(Value::Object(map)) = container.pointer_mut(&format!("/resources/{list}")) {
+            for (name, q) in map.iter_mut() {
+                canonical(format!("resources.{list}.{name}"), q)?;
+            }
         }
     }
+    if let Some(Value::Array(env)) = container.get_mut("env") {
+        for (i, var) in env.iter_mut().enumerate() {
+            if let Some(q) = var.pointer_mut("/valueFrom/resourceFieldRef/divisor") {
+                canonical(format!("env[{i}].valueFrom.resourceFieldRef.divisor"), q)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Mounts of the named container (app containers first, then init containers), minus any
@@ -623,14 +669,16 @@ fn resources(r: &AgentRequest) -> Result<ResourceRequirements, Refusal> {
             if value.is_empty() {
                 continue;
             }
-            parse_quantity(value).map_err(|err| {
+            // Written as Kubernetes writes the parsed quantity (`0.5` is `500m`), which is
+            // what upstream's container holds, for `agent-json-patch` and in the patch.
+            let canonical = canonical_quantity(value).map_err(|err| {
                 Refusal::Patch(Problem::Quantity {
                     key,
                     value: value.clone(),
                     err,
                 })
             })?;
-            map.insert(resource.to_owned(), Quantity(value.clone()));
+            map.insert(resource.to_owned(), Quantity(canonical));
         }
         Ok((!map.is_empty()).then_some(map))
     };
@@ -894,7 +942,10 @@ mod tests {
         // "////" is valid base64 for ff ff ff: three invalid bytes, three U+FFFD.
         assert_eq!(decode_if_base64("////"), "\u{fffd}\u{fffd}\u{fffd}");
         // A truncated 4-byte sequence (f0 9f 98) is three bytes Go replaces one by one.
-        assert_eq!(go_json_string(b"a\xf0\x9f\x98b"), "a\u{fffd}\u{fffd}\u{fffd}b");
+        assert_eq!(
+            go_json_string(b"a\xf0\x9f\x98b"),
+            "a\u{fffd}\u{fffd}\u{fffd}b"
+        );
         assert_eq!(go_json_string("é✓".as_bytes()), "é✓");
         assert_eq!(decode_if_base64("aGk="), "hi");
         assert_eq!(decode_if_base64("not base64!"), "not base64!");

@@ -144,12 +144,10 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     start_watchers(&server, watchers.0, watchers.1).await?;
     let signal = shutdown_signal()?;
     let listener = bind(&listen).await?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind {
-            addr: listen.clone(),
-            source,
-        })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: listen.clone(),
+        source,
+    })?;
 
     if !telemetry_path.is_empty() {
         say(&format!(
@@ -1071,7 +1069,10 @@ mod tests {
         let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
         let listen = format!(":{}", taken.local_addr().unwrap().port());
         let err = bind(&listen).await.unwrap_err().to_string();
-        assert!(err.starts_with(&format!("Error listening on \"{listen}\": ")), "{err}");
+        assert!(
+            err.starts_with(&format!("Error listening on \"{listen}\": ")),
+            "{err}"
+        );
         let err = bind(":notaport").await.unwrap_err().to_string();
         assert!(err.contains("invalid port"), "{err}");
     }
