@@ -210,8 +210,10 @@ fn mutate_pod(
         defaults,
     )?;
     let binary = openbao::agent_binary(defaults.agent_binary, uses_openbao, &request.image);
-    let mut ops = inject::patch_ops(pod, &request)?;
-    openbao::adapt(&mut ops, binary, uses_openbao);
+    let mut ops = inject::patch_ops(pod, &request, binary)?;
+    if uses_openbao {
+        openbao::use_openbao_status(&mut ops);
+    }
     Ok(Mutation::Inject {
         ops,
         injection_type: InjectionType::from_flags(request.pre_populate, request.pre_populate_only),

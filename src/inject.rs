@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::agent_config::{CACHE_PATH, Config, TOKEN_FILE, rendered_files};
 use crate::annotations::{AgentRequest, Problem, Refusal, keys};
 use crate::goparse::canonical_quantity;
+use crate::openbao::AgentBinary;
 use crate::patch::{Op, OpValue, PatchBuilder, apply_user_patch, escape_pointer};
 
 /// Name of the injected init container.
@@ -46,8 +47,10 @@ const TLS_VOLUME: &str = "vault-tls-secrets";
 const TLS_PATH: &str = "/vault/tls";
 const CACHE_VOLUME: &str = "vault-agent-cache";
 
-/// Builds the patch operations for a pod that passed the gate and parsing (phase E).
-pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Op>, Refusal> {
+/// Builds the patch operations for a pod that passed the gate and parsing (phase E). The agent
+/// containers run `binary` (`vault` as upstream, or OpenBao's `bao`), written into their
+/// commands as they are built, before any `agent-json-patch`.
+pub fn patch_ops(pod: &Pod, r: &AgentRequest, binary: AgentBinary) -> Result<Vec<Op>, Refusal> {
     let no_spec = PodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&no_spec);
     let original_volumes = spec.volumes.as_ref().map_or(0, Vec::len);
@@ -125,12 +128,12 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Op>, Refusal> {
     if r.pre_populate || r.native_sidecar {
         let (init, own_name) = if r.native_sidecar {
             (
-                agent_container(pod, r, Role::Native, &secret_mounts)?,
+                agent_container(pod, r, Role::Native, &secret_mounts, binary)?,
                 SIDECAR_NAME,
             )
         } else {
             (
-                agent_container(pod, r, Role::Init, &secret_mounts)?,
+                agent_container(pod, r, Role::Init, &secret_mounts, binary)?,
                 INIT_CONTAINER_NAME,
             )
         };
@@ -165,7 +168,7 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Op>, Refusal> {
     }
 
     if !r.pre_populate_only && !r.native_sidecar {
-        let sidecar = agent_container(pod, r, Role::Sidecar, &secret_mounts)?;
+        let sidecar = agent_container(pod, r, Role::Sidecar, &secret_mounts, binary)?;
         p.append(
             "/spec/containers",
             spec.containers.len(),
@@ -275,7 +278,9 @@ fn agent_container(
     r: &AgentRequest,
     role: Role,
     secret_mounts: &[VolumeMount],
+    binary: AgentBinary,
 ) -> Result<Container, Refusal> {
+    let cli = binary.cli();
     let init = role == Role::Init;
     let sa = &r.service_account;
     let home = if init { HOME_INIT } else { HOME_SIDECAR };
@@ -303,7 +308,7 @@ fn agent_container(
     // Upstream's order inside phase E: env (which encodes the config), then resources.
     let (env, config_chunks) = env_vars(r, init)?;
     let resources = resources(r)?;
-    let mut arg = container_arg(config_chunks);
+    let mut arg = container_arg(config_chunks, cli);
     if !r.config_map.is_empty() {
         mounts.push(mount(CONFIG_VOLUME, CONFIG_PATH, true));
         let file = if init {
@@ -311,7 +316,7 @@ fn agent_container(
         } else {
             "config.hcl"
         };
-        arg = format!("touch {TOKEN_FILE} && vault agent -config={CONFIG_PATH}/{file}");
+        arg = format!("touch {TOKEN_FILE} && {cli} agent -config={CONFIG_PATH}/{file}");
     }
     if !r.tls_secret.is_empty() {
         mounts.push(mount(TLS_VOLUME, TLS_PATH, true));
@@ -332,7 +337,7 @@ fn agent_container(
         env: Some(env),
         resources: Some(resources),
         volume_mounts: Some(mounts),
-        lifecycle: (!init).then(|| lifecycle(r)),
+        lifecycle: (!init).then(|| lifecycle(r, cli)),
         security_context: security_context(r),
         ..Default::default()
     };
@@ -531,14 +536,12 @@ pub fn config_env_chunks(encoded: &str) -> Vec<(String, &str)> {
         .collect()
 }
 
-/// The container's shell command for a configuration held in `chunks` variables: upstream's
-/// [`DEFAULT_CONTAINER_ARG`] for one, else the same with every chunk echoed in order, as one
-/// word (`echo` is a shell builtin, so the joined value never passes through `execve`).
-pub fn container_arg(chunks: usize) -> String {
-    if chunks <= 1 {
-        return DEFAULT_CONTAINER_ARG.to_owned();
-    }
-    let joined: String = (0..chunks)
+/// The container's shell command for a configuration held in `chunks` variables, running the
+/// `cli` agent: upstream's [`DEFAULT_CONTAINER_ARG`] for one chunk and `vault`, else the same
+/// with every chunk echoed in order, as one word (`echo` is a shell builtin, so the joined
+/// value never passes through `execve`).
+pub fn container_arg(chunks: usize, cli: &str) -> String {
+    let joined: String = (0..chunks.max(1))
         .map(|i| {
             if i == 0 {
                 format!("${{{CONFIG_ENV}?}}")
@@ -547,7 +550,9 @@ pub fn container_arg(chunks: usize) -> String {
             }
         })
         .collect();
-    DEFAULT_CONTAINER_ARG.replacen("${VAULT_CONFIG?}", &joined, 1)
+    format!(
+        "echo {joined} | base64 -d > {HOME_PATH}/config.json && {cli} agent -config={HOME_PATH}/config.json"
+    )
 }
 
 /// Seconds between two runs of the native sidecar's startup probe.
@@ -708,7 +713,8 @@ fn resources(r: &AgentRequest) -> Result<ResourceRequirements, Refusal> {
 }
 
 /// Always present on the sidecar (`{}` without revocation), so user patches can target it.
-fn lifecycle(r: &AgentRequest) -> Lifecycle {
+/// The revocation runs `/bin/<cli>`.
+fn lifecycle(r: &AgentRequest, cli: &str) -> Lifecycle {
     if !r.revoke_on_shutdown {
         return Lifecycle::default();
     }
@@ -731,7 +737,7 @@ fn lifecycle(r: &AgentRequest) -> Lifecycle {
                     "/bin/sh".to_owned(),
                     "-c".to_owned(),
                     format!(
-                        "/bin/sleep {} && /bin/vault token revoke {}",
+                        "/bin/sleep {} && /bin/{cli} token revoke {}",
                         r.revoke_grace,
                         flags.join(" ")
                     ),
@@ -917,11 +923,15 @@ mod tests {
 
     #[test]
     fn container_arg_is_upstreams_for_one_chunk() {
-        assert_eq!(container_arg(0), DEFAULT_CONTAINER_ARG);
-        assert_eq!(container_arg(1), DEFAULT_CONTAINER_ARG);
+        assert_eq!(container_arg(0, "vault"), DEFAULT_CONTAINER_ARG);
+        assert_eq!(container_arg(1, "vault"), DEFAULT_CONTAINER_ARG);
         assert_eq!(
-            container_arg(3),
+            container_arg(3, "vault"),
             "echo ${VAULT_CONFIG?}${VAULT_CONFIG_1?}${VAULT_CONFIG_2?} | base64 -d > /home/vault/config.json && vault agent -config=/home/vault/config.json"
+        );
+        assert_eq!(
+            container_arg(1, "bao"),
+            "echo ${VAULT_CONFIG?} | base64 -d > /home/vault/config.json && bao agent -config=/home/vault/config.json"
         );
     }
 
