@@ -1102,6 +1102,42 @@ fn init_first_puts_the_agent_first_and_keeps_user_init_containers_intact() {
     assert_eq!(out.init_names(), ["vault-agent-init"]);
 }
 
+/// A deliberate difference: upstream also gives an init agent renamed by
+/// `agent-init-json-patch` the user init containers' `/vault/secrets` mount when
+/// `agent-init-first` is set, so the agent has that mount path twice and the API server refuses
+/// the pod. Here the injected agent keeps its one mount, renamed or not.
+#[test]
+fn init_first_with_a_renamed_init_agent_mounts_the_secrets_once() {
+    for with_user_init in [false, true] {
+        let mut p = pod().ann("agent-init-first", "true").ann(
+            "agent-init-json-patch",
+            r#"[{"op":"replace","path":"/name","value":"secrets-first"}]"#,
+        );
+        if with_user_init {
+            p = p.init_container("setup");
+        }
+        let out = inject(&p.build()).unwrap();
+        let agent = out.container("secrets-first");
+        let paths: Vec<&str> = agent["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mountPath"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            paths.iter().filter(|p| **p == "/vault/secrets").count(),
+            1,
+            "{paths:?}"
+        );
+        let unique: std::collections::BTreeSet<_> = paths.iter().collect();
+        assert_eq!(unique.len(), paths.len(), "mount paths repeat: {paths:?}");
+        assert_eq!(out.init_names()[0], "secrets-first");
+        if with_user_init {
+            assert!(mount_names(out.container("setup")).contains(&"vault-secrets".to_owned()));
+        }
+    }
+}
+
 #[test]
 fn pre_populate_flags_choose_the_agent_containers() {
     let out = inject(
