@@ -217,7 +217,13 @@ fn mutate_pod(
     Ok(Mutation::Inject {
         ops,
         injection_type: InjectionType::from_flags(request.pre_populate, request.pre_populate_only),
-        warnings: crate::warnings::for_request(&request),
+        warnings: crate::warnings::for_request(
+            &request,
+            crate::warnings::shares_process_namespace(
+                pod.spec.as_ref().and_then(|s| s.share_process_namespace),
+                &request,
+            ),
+        ),
     })
 }
 

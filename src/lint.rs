@@ -6,6 +6,7 @@ use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::admission::{self, Mutation};
+use crate::annotations::keys;
 use crate::render::InputError;
 use crate::settings::AgentDefaults;
 
@@ -160,11 +161,16 @@ fn lint_object(
     };
     match admission::mutate(&pod, ns, defaults) {
         Ok(Mutation::Skip) => {}
-        Ok(Mutation::Inject { warnings, .. }) => {
+        Ok(Mutation::Inject { warnings, ops, .. }) => {
             report.checked += 1;
             report
                 .findings
                 .extend(warnings.into_iter().map(|w| finding(Severity::Warning, w)));
+            if matches!(kind, "Job" | "CronJob") && adds_a_container(&ops) {
+                report
+                    .findings
+                    .push(finding(Severity::Warning, job_sidecar_warning()));
+            }
         }
         Err(refusal) => {
             report.checked += 1;
@@ -173,6 +179,23 @@ fn lint_object(
                 .push(finding(Severity::Error, refusal.to_string()));
         }
     }
+}
+
+/// Whether the patch adds a container that runs beside the app (a classic sidecar, whatever
+/// a JSON patch renamed it to), rather than only init containers.
+fn adds_a_container(ops: &[crate::patch::Op]) -> bool {
+    ops.iter()
+        .any(|op| op.path == "/spec/containers" || op.path == "/spec/containers/-")
+}
+
+/// A Job completes once all of its pod's containers have exited; a classic agent sidecar runs
+/// until the pod is deleted, so the Job (and each CronJob run) never completes.
+fn job_sidecar_warning() -> String {
+    format!(
+        "{}: the vault-agent sidecar never exits, so the Job never completes; set it to \"true\" (secrets rendered once), or set {}: \"true\" (Kubernetes 1.29+)",
+        keys::PRE_POPULATE_ONLY,
+        keys::NATIVE_SIDECAR
+    )
 }
 
 /// The pod as the webhook would see it at creation: the template, plus what the ServiceAccount
