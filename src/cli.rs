@@ -23,6 +23,9 @@ pub enum Invocation {
         namespace: Option<String>,
         /// `--output`.
         output: Output,
+        /// `--from-cluster`: the pod was read from a cluster; the API server's additions are
+        /// already in it.
+        from_cluster: bool,
     },
     /// Render every pod template of some manifests and report errors and warnings.
     Lint {
@@ -117,6 +120,12 @@ pub fn command() -> Command {
                         .value_parser(clap::value_parser!(Output))
                         .default_value("pod")
                         .help("What to print"),
+                )
+                .arg(
+                    Arg::new("from-cluster")
+                        .long("from-cluster")
+                        .action(ArgAction::SetTrue)
+                        .help("The pod was read from a cluster (kubectl get -o yaml): do not add the ServiceAccount token volume and mounts the API server adds to a new pod"),
                 ),
         ))
         .subcommand(with_settings(
@@ -188,6 +197,7 @@ pub fn parse(
             file: m.get_one::<String>("file").cloned(),
             namespace: m.get_one::<String>("namespace").cloned(),
             output: m.get_one::<Output>("output").copied().unwrap_or_default(),
+            from_cluster: m.get_flag("from-cluster"),
         }),
         Some(("lint", m)) => Ok(Invocation::Lint {
             settings: Box::new(settings(m, env)?),
@@ -414,7 +424,9 @@ mod tests {
                 namespace,
                 output,
                 settings,
+                from_cluster,
             } => {
+                assert!(!from_cluster);
                 assert_eq!(file.as_deref(), Some("pod.yaml"));
                 assert_eq!(namespace.as_deref(), Some("apps"));
                 assert_eq!(output, Output::Patch);

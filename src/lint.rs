@@ -10,10 +10,6 @@ use crate::annotations::keys;
 use crate::render::InputError;
 use crate::settings::AgentDefaults;
 
-/// Where the ServiceAccount admission plugin mounts the token, which templates do not carry yet.
-const SA_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-const SA_VOLUME: &str = "kube-api-access-lint";
-
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -199,46 +195,13 @@ fn job_sidecar_warning() -> String {
 }
 
 /// The pod as the webhook would see it at creation: the template, plus what the ServiceAccount
-/// admission plugin adds before mutating webhooks run (the projected token volume and its mount
-/// in every container), unless the pod opts out of the token.
+/// admission plugin adds before mutating webhooks run ([`crate::render::as_created`]).
 fn as_created_pod(template: &Value) -> Value {
-    let mut pod = json!({
+    let pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": template.get("metadata").cloned().unwrap_or_else(|| json!({})),
         "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
     });
-    let spec = &mut pod["spec"];
-    if spec.get("automountServiceAccountToken") == Some(&Value::Bool(false)) || !spec.is_object() {
-        return pod;
-    }
-    let mount = json!({"name": SA_VOLUME, "mountPath": SA_MOUNT_PATH, "readOnly": true});
-    let mut added = false;
-    for list in ["containers", "initContainers"] {
-        if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
-            for c in containers {
-                let has_mount = c
-                    .get("volumeMounts")
-                    .and_then(Value::as_array)
-                    .is_some_and(|m| m.iter().any(|m| m["mountPath"] == SA_MOUNT_PATH));
-                if has_mount || !c.is_object() {
-                    continue;
-                }
-                added = true;
-                match c.get_mut("volumeMounts").and_then(Value::as_array_mut) {
-                    Some(mounts) => mounts.push(mount.clone()),
-                    None => c["volumeMounts"] = json!([mount.clone()]),
-                }
-            }
-        }
-    }
-    if !added {
-        return pod;
-    }
-    let volume = json!({"name": SA_VOLUME, "projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}}]}});
-    match spec.get_mut("volumes").and_then(Value::as_array_mut) {
-        Some(volumes) => volumes.push(volume),
-        None => spec["volumes"] = json!([volume]),
-    }
-    pod
+    crate::render::as_created(&pod)
 }

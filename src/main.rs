@@ -45,7 +45,14 @@ fn main() -> ExitCode {
             file,
             namespace,
             output,
-        } => run_render(&settings, file.as_deref(), namespace.as_deref(), output),
+            from_cluster,
+        } => run_render(
+            &settings,
+            file.as_deref(),
+            namespace.as_deref(),
+            output,
+            from_cluster,
+        ),
         Invocation::Lint {
             settings,
             files,
@@ -177,6 +184,7 @@ fn run_render(
     file: Option<&str>,
     namespace: Option<&str>,
     output: render::Output,
+    from_cluster: bool,
 ) -> ExitCode {
     let (input, source_name) = match file {
         Some(path) => match std::fs::read_to_string(path) {
@@ -195,7 +203,14 @@ fn run_render(
             (text, "<stdin>".to_owned())
         }
     };
-    match render::render(&input, &source_name, namespace, output, &settings.agent) {
+    match render::render(
+        &input,
+        &source_name,
+        namespace,
+        output,
+        from_cluster,
+        &settings.agent,
+    ) {
         Err(e) => {
             eprintln!("{e}");
             ExitCode::from(2)

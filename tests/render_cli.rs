@@ -214,3 +214,65 @@ fn gen_certs_writes_a_ca_and_a_serving_pair_that_loads() {
         .load()
         .unwrap();
 }
+
+/// A pod as users write it: no token volume, no mounts.
+const BARE_POD: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: bare
+  annotations:
+    vault.hashicorp.com/agent-inject: \"true\"
+    vault.hashicorp.com/role: app
+spec:
+  initContainers:
+    - name: setup
+      image: example/setup:1
+  containers:
+    - name: app
+      image: example/app:1
+";
+
+#[test]
+fn render_adds_the_token_volume_the_api_server_adds_before_the_webhook() {
+    let out = run(&["render"], BARE_POD, &[ADDR]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pod: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let volume = &pod["spec"]["volumes"][0];
+    assert_eq!(volume["name"], "kube-api-access-00000");
+    assert_eq!(
+        volume["projected"]["sources"][0]["serviceAccountToken"]["path"],
+        "token"
+    );
+    assert_eq!(pod["spec"]["serviceAccountName"], "default");
+    let sa_mount = |c: &Value| {
+        c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount")
+    };
+    for list in ["initContainers", "containers"] {
+        for c in pod["spec"][list].as_array().unwrap() {
+            assert!(sa_mount(c), "{list} {}", c["name"]);
+        }
+    }
+
+    // Read from a cluster, the pod is taken as it is: here it has no token mount to log in with.
+    let out = run(&["render", "--from-cluster"], BARE_POD, &[ADDR]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("failed to find service account volume mount"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A pod that opts out of the token gets none, as in a cluster.
+    let opted_out = BARE_POD.replace("spec:\n", "spec:\n  automountServiceAccountToken: false\n");
+    let out = run(&["render"], &opted_out, &[ADDR]);
+    assert_eq!(out.status.code(), Some(1));
+}
