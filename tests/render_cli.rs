@@ -153,8 +153,9 @@ fn render_honours_the_same_settings_as_serve() {
     let sidecar = &pod["spec"]["containers"][1];
     assert_eq!(sidecar["image"], "my/vault:9");
     assert_eq!(sidecar["resources"]["limits"]["cpu"], "2");
+    // Without an address: upstream's startup message, as a usage error.
     let out = run(&["render"], &example(), &[]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
         "No Vault service configured"
@@ -162,15 +163,70 @@ fn render_honours_the_same_settings_as_serve() {
 }
 
 #[test]
-fn version_and_help_exit_0_and_unknown_flags_exit_1() {
+fn version_and_help_exit_0_and_usage_errors_exit_2_for_every_subcommand() {
     let out = run(&["version"], "", &[]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("vault-injector v"));
-    assert_eq!(run(&["serve", "--help"], "", &[]).status.code(), Some(0));
-    let out = run(&["serve", "-bogus=1"], "", &[ADDR]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unexpected argument '--bogus'"), "{err}");
+    for sub in [
+        "serve",
+        "agent-inject",
+        "render",
+        "lint",
+        "gen-certs",
+        "version",
+    ] {
+        let out = run(&[sub, "--help"], "", &[]);
+        assert_eq!(out.status.code(), Some(0), "{sub} --help");
+        let out = run(&[sub, "-bogus=1"], "", &[ADDR]);
+        assert_eq!(out.status.code(), Some(2), "{sub} -bogus=1");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("unexpected argument '--bogus'"),
+            "{sub}: {err}"
+        );
+    }
+    // Settings that fail validation, a missing required flag, a surplus argument.
+    for args in [
+        &["serve", "-log-level=loud"][..],
+        &["render", "-f", "x.yaml", "-default-template=xml"],
+        &["lint", "-log-level=loud"],
+        &["gen-certs"],
+        &["render", "a.yaml", "b.yaml"],
+    ] {
+        let out = run(args, "", &[ADDR]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // render needs a Vault address, as upstream's serve does.
+    let out = run(&["render"], &example(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No Vault service configured"));
+}
+
+#[test]
+fn lint_needs_no_vault_address_and_reads_flags_after_its_files() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pod.yaml");
+    let out = run(&["lint", example], "", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["lint", example, "--strict"], "", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "--strict after the file is a flag"
+    );
+    let help = run(&["lint", "--help"], "", &[]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("[FILE]..."));
+    let help = run(&["render", "--help"], "", &[]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("[FILE]"));
 }
 
 #[test]
