@@ -156,7 +156,7 @@ fn lint_object(
         message,
     };
     match admission::mutate(&pod, ns, defaults) {
-        Ok(Mutation::Skip) => {}
+        Ok(Mutation::Skip(_)) => {}
         Ok(Mutation::Inject { warnings, ops, .. }) => {
             report.checked += 1;
             report

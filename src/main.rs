@@ -135,7 +135,11 @@ fn serve(settings: vault_injector::settings::Settings) -> ExitCode {
             return ExitCode::from(cli::EXIT_FAILURE);
         }
     };
-    match runtime.block_on(server::serve(settings)) {
+    let served = runtime.block_on(server::serve(settings));
+    // Background work still running (a DNS lookup of the startup Vault check, a watch) must
+    // not hold the process after the server has stopped.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");

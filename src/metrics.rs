@@ -164,7 +164,7 @@ impl Metrics {
                 .with_label_values(&[namespace, kind.label()])
                 .inc(),
             Outcome::Denied(_) => self.record_failure(namespace),
-            Outcome::Injected(None) | Outcome::Skipped => {}
+            Outcome::Injected(None) | Outcome::Skipped(_) => {}
         }
     }
 
@@ -297,7 +297,10 @@ mod tests {
     #[test]
     fn only_added_agents_count_as_injections_and_refusals_as_failures() {
         let metrics = Metrics::new().unwrap();
-        metrics.record_outcome("a", &Outcome::Skipped);
+        metrics.record_outcome(
+            "a",
+            &Outcome::Skipped(crate::annotations::SkipReason::NotAnnotated),
+        );
         metrics.record_outcome("a", &Outcome::Injected(None));
         metrics.record_outcome("a", &Outcome::Injected(Some(InjectionType::InitOnly)));
         metrics.record_outcome("a", &Outcome::Injected(Some(InjectionType::InitOnly)));

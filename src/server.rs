@@ -135,6 +135,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
 
     let telemetry_path = settings.server.telemetry_path.clone();
     let listen = settings.server.listen.clone();
+    let vault_address = settings.agent.vault_address.clone();
     let watchers = (
         settings.server.namespace_defaults,
         settings.server.missed_injection_watcher,
@@ -157,6 +158,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     }
     // The bound address rather than the setting, so `127.0.0.1:0` tells the caller the port.
     say(&format!("Listening on {}...", go_quote(&local.to_string())));
+    tokio::spawn(check_vault_address(vault_address));
     // A fatal certificate error (the leader lock could not be taken) shuts down like a signal,
     // then makes the process fail.
     let (fatal_tx, mut fatal_rx) = tokio::sync::oneshot::channel();
@@ -174,6 +176,49 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         Ok(e) => Err(e.into()),
         Err(_) => Ok(()),
     }
+}
+
+/// How long the startup check of the Vault address waits for a connection.
+const VAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Logs the Vault address the agents are given, and warns when the injector cannot connect
+/// to it. The injector itself never talks to Vault, so a wrong address would otherwise show
+/// only in the agents' logs, pod by pod; from the injector's namespace an address that does not
+/// resolve or answer is usually wrong for the pods too. Only a warning: a NetworkPolicy may let
+/// the agents through and not the injector.
+async fn check_vault_address(address: String) {
+    tracing::info!(target: HANDLER, Address = %address, "Agents will reach Vault at this address");
+    let Some((host, port)) = url_host_port(&address) else {
+        tracing::warn!(target: HANDLER, Address = %address, "The Vault address is not an http or https URL with a host; the agents cannot use it");
+        return;
+    };
+    let connect = TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(VAULT_CHECK_TIMEOUT, connect).await {
+        Ok(Ok(_)) => {
+            tracing::debug!(target: HANDLER, Address = %address, "The Vault address is reachable from the injector");
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(target: HANDLER, Address = %address, Error = %e, "The Vault address is not reachable from the injector (the agents may still reach it)");
+        }
+        Err(_) => {
+            tracing::warn!(target: HANDLER, Address = %address, Error = %format!("no connection within {VAULT_CHECK_TIMEOUT:?}"), "The Vault address is not reachable from the injector (the agents may still reach it)");
+        }
+    }
+}
+
+/// The host and port an `http`/`https` URL connects to (the scheme's port when none is given).
+pub fn url_host_port(url: &str) -> Option<(String, u16)> {
+    let uri: hyper::Uri = url.parse().ok()?;
+    let default_port = match uri.scheme_str()? {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.to_owned(), uri.port_u16().unwrap_or(default_port)))
 }
 
 /// Starts the opt-in watches (not upstream): the Namespace cache of `-namespace-defaults`
@@ -654,11 +699,7 @@ async fn mutate(ctx: &Ctx, req: Request<Incoming>) -> Response<ReplyBody> {
         Ok(reviewed) => {
             ctx.metrics
                 .record_outcome(&reviewed.namespace, &reviewed.outcome);
-            if let Outcome::Denied(reason) = &reviewed.outcome {
-                // The refusal is the message the API server shows the user; the core writes it
-                // naming annotations, never quoting template contents, so it is safe to log.
-                tracing::warn!(target: HANDLER, Namespace = %reviewed.namespace, Reason = %reason, "Pod refused");
-            }
+            log_decision(&reviewed);
             let mut body = ReplyBody::new(reviewed.body);
             if !head {
                 body = body.count_failure_if_undelivered(ctx.metrics.clone(), reviewed.namespace);
@@ -678,6 +719,31 @@ async fn mutate(ctx: &Ctx, req: Request<Incoming>) -> Response<ReplyBody> {
             };
             tracing::error!(target: HANDLER, Error = kind, Code = u64::from(status.as_u16()), "error on request");
             text_reply(status, &e.to_string())
+        }
+    }
+}
+
+/// The review's decision: refusals at warn, the others at debug, each with the namespace and
+/// the pod. Only names, the injection type and reasons are logged: a refusal is the message
+/// the API server shows the user, which the core writes naming annotations and values, never
+/// quoting template contents; a skip reason is one of a few fixed sentences.
+fn log_decision(reviewed: &admission::Reviewed) {
+    let pod = if reviewed.pod_name.is_empty() {
+        "<unnamed>"
+    } else {
+        reviewed.pod_name.as_str()
+    };
+    let namespace = reviewed.namespace.as_str();
+    match &reviewed.outcome {
+        Outcome::Denied(reason) => {
+            tracing::warn!(target: HANDLER, Namespace = %namespace, Pod = %pod, Reason = %reason, "Pod refused");
+        }
+        Outcome::Skipped(reason) => {
+            tracing::debug!(target: HANDLER, Namespace = %namespace, Pod = %pod, Reason = %reason, "Not injecting");
+        }
+        Outcome::Injected(kind) => {
+            let kind = kind.map_or("volumes only", |k| k.label());
+            tracing::debug!(target: HANDLER, Namespace = %namespace, Pod = %pod, InjectionType = kind, "Injected");
         }
     }
 }
@@ -1075,6 +1141,24 @@ mod tests {
         );
         let err = bind(":notaport").await.unwrap_err().to_string();
         assert!(err.contains("invalid port"), "{err}");
+    }
+
+    #[test]
+    fn vault_urls_give_the_host_and_port_to_check() {
+        let hp = |u: &str| url_host_port(u).map(|(h, p)| format!("{h} {p}"));
+        assert_eq!(
+            hp("https://vault.vault.svc:8200").as_deref(),
+            Some("vault.vault.svc 8200")
+        );
+        assert_eq!(hp("http://vault").as_deref(), Some("vault 80"));
+        assert_eq!(
+            hp("https://vault.example.com/").as_deref(),
+            Some("vault.example.com 443")
+        );
+        assert_eq!(hp("https://[::1]:8200").as_deref(), Some("::1 8200"));
+        assert_eq!(hp("vault:8200"), None);
+        assert_eq!(hp(""), None);
+        assert_eq!(hp("ftp://vault"), None);
     }
 
     #[tokio::test]

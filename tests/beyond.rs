@@ -9,12 +9,13 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use support::*;
 use vault_injector::admission::{self, Mutation, NamespaceDefaults};
+use vault_injector::annotations::SkipReason;
 use vault_injector::settings::AgentBinarySetting;
 
 fn ops(m: Mutation) -> Vec<Value> {
     match m {
         Mutation::Inject { ops, .. } => vault_injector::patch::to_values(&ops),
-        Mutation::Skip => panic!("not injected"),
+        Mutation::Skip(reason) => panic!("not injected: {reason}"),
     }
 }
 
@@ -89,7 +90,7 @@ fn an_openbao_image_runs_bao_only_when_asked_or_for_openbao_pods() {
     );
     assert_eq!(
         admission::mutate(&out, "apps", &d).unwrap(),
-        Mutation::Skip,
+        Mutation::Skip(SkipReason::AlreadyInjected),
         "injected once"
     );
 }
@@ -183,7 +184,7 @@ fn a_pod_injected_by_openbao_k8s_is_not_injected_again() {
     });
     assert_eq!(
         admission::mutate(&p, "apps", &defaults()).unwrap(),
-        Mutation::Skip
+        Mutation::Skip(SkipReason::AlreadyInjected)
     );
 }
 
@@ -226,7 +227,7 @@ fn namespace_defaults_never_opt_a_pod_in() {
     let lookup = with_ns(&[("vault.hashicorp.com/agent-inject", "true")]);
     assert_eq!(
         admission::mutate_with(&p, "apps", &defaults(), &lookup).unwrap(),
-        Mutation::Skip
+        Mutation::Skip(SkipReason::NotAnnotated)
     );
 }
 
@@ -249,7 +250,7 @@ fn an_unsynced_cache_refuses_injections_but_not_other_pods() {
             NamespaceDefaults::NotSynced
         })
         .unwrap(),
-        Mutation::Skip
+        Mutation::Skip(SkipReason::NotAnnotated)
     );
 }
 
