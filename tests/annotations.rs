@@ -362,7 +362,7 @@ fn json_patch_negative_indexes_count_from_the_end_as_in_upstreams_library() {
     let base = sidecar_env(&inject(&pod().build()).unwrap());
     let patched =
         |patch: &str| sidecar_env(&inject(&pod().ann("agent-json-patch", patch).build()).unwrap());
-    // The issue's repro: upstream removes the last env entry.
+    // `remove /env/-1`: upstream removes the sidecar's last env entry.
     assert_eq!(
         patched(r#"[{"op":"remove","path":"/env/-1"}]"#),
         base[..base.len() - 1]
@@ -433,7 +433,7 @@ fn json_patch_replace_of_a_missing_member_adds_it_as_in_upstreams_library() {
 
 #[test]
 fn a_json_patch_that_writes_a_bad_quantity_is_refused_as_upstream_refuses_it() {
-    // The issue's repro, with upstream's own prefix and the apimachinery text.
+    // Upstream's own prefix and apimachinery's text, plus where and which annotation.
     assert_eq!(
         refusal(
             &pod()
