@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize as _;
 use serde_json::{Map, Value, json};
 
-use crate::annotations::{self, Problem, Refusal};
+use crate::annotations::{self, Problem, Refusal, SkipReason};
 use crate::inject;
 use crate::patch;
 use crate::settings::AgentDefaults;
@@ -53,8 +53,8 @@ impl InjectionType {
 /// What the review decided, for metrics and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Allowed without a patch (not annotated, already injected, not pending...).
-    Skipped,
+    /// Allowed without a patch, and why (not annotated, already injected, not pending...).
+    Skipped(SkipReason),
     /// Allowed with a patch; `None` when no agent container was added (volumes only).
     Injected(Option<InjectionType>),
     /// Refused (`allowed: false`) with this message.
@@ -68,6 +68,9 @@ pub struct Reviewed {
     pub body: Vec<u8>,
     /// `request.namespace`, the metrics label.
     pub namespace: String,
+    /// The pod's name, else its `generateName` (pods made by controllers have no name yet), for
+    /// logs; empty when the object has neither.
+    pub pod_name: String,
     /// The decision.
     pub outcome: Outcome,
 }
@@ -96,8 +99,8 @@ impl ReviewError {
 /// The result of mutating one object.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mutation {
-    /// Nothing to do; allowed unchanged.
-    Skip,
+    /// Nothing to do; allowed unchanged, for this reason.
+    Skip(SkipReason),
     /// Allowed with these RFC 6902 operations.
     Inject {
         /// The patch operations, against the original object.
@@ -114,7 +117,7 @@ impl Mutation {
     pub fn patch_json(&self) -> Option<Vec<u8>> {
         match self {
             Self::Inject { ops, .. } => Some(patch::to_bytes(ops)),
-            Self::Skip => None,
+            Self::Skip(_) => None,
         }
     }
 }
@@ -177,8 +180,8 @@ fn mutate_pod(
     let original = pod.metadata.annotations.as_ref();
     let uses_openbao = openbao::uses_openbao(original);
     let mut effective = openbao::fold(original);
-    if !annotations::should_inject(&with_annotations(pod, effective.as_ref()))? {
-        return Ok(Mutation::Skip);
+    if let Some(reason) = annotations::skip_reason(&with_annotations(pod, effective.as_ref()))? {
+        return Ok(Mutation::Skip(reason));
     }
     if SYSTEM_NAMESPACES.contains(&namespace) {
         return Err(Refusal::SystemNamespace(namespace.to_owned()));
@@ -210,12 +213,20 @@ fn mutate_pod(
         defaults,
     )?;
     let binary = openbao::agent_binary(defaults.agent_binary, uses_openbao, &request.image);
-    let mut ops = inject::patch_ops(pod, &request)?;
-    openbao::adapt(&mut ops, binary, uses_openbao);
+    let mut ops = inject::patch_ops(pod, &request, binary)?;
+    if uses_openbao {
+        openbao::use_openbao_status(&mut ops);
+    }
     Ok(Mutation::Inject {
         ops,
         injection_type: InjectionType::from_flags(request.pre_populate, request.pre_populate_only),
-        warnings: crate::warnings::for_request(&request),
+        warnings: crate::warnings::for_request(
+            &request,
+            crate::warnings::shares_process_namespace(
+                pod.spec.as_ref().and_then(|s| s.share_process_namespace),
+                &request,
+            ),
+        ),
     })
 }
 
@@ -237,7 +248,7 @@ fn with_annotations<'a>(
 /// Applies a mutation's operations to the original object.
 pub fn mutated_object(object: &Value, mutation: &Mutation) -> Result<Value, patch::PatchError> {
     match mutation {
-        Mutation::Skip => Ok(object.clone()),
+        Mutation::Skip(_) => Ok(object.clone()),
         Mutation::Inject { ops, .. } => {
             patch::apply(object, &patch::to_patch(patch::to_values(ops))?)
         }
@@ -315,7 +326,7 @@ pub fn response_review(parts: &RequestParts, decision: &Result<Mutation, Refusal
     let mut response = Map::new();
     response.insert("uid".to_owned(), Value::String(parts.uid.clone()));
     match decision {
-        Ok(Mutation::Skip) => {
+        Ok(Mutation::Skip(_)) => {
             response.insert("allowed".to_owned(), Value::Bool(true));
         }
         Ok(Mutation::Inject { ops, warnings, .. }) => {
@@ -374,7 +385,7 @@ fn reply_bytes(parts: &RequestParts, decision: &Result<Mutation, Refusal>) -> Ve
     out.extend_from_slice(br#","response":{"uid":"#);
     string(&mut out, &parts.uid);
     match decision {
-        Ok(Mutation::Skip) => out.extend_from_slice(br#","allowed":true"#),
+        Ok(Mutation::Skip(_)) => out.extend_from_slice(br#","allowed":true"#),
         Ok(Mutation::Inject { warnings, .. }) => {
             out.extend_from_slice(br#","allowed":true,"patch":""#);
             // SIMD base64 (5x the scalar encoder here), appended in place.
@@ -414,7 +425,8 @@ pub fn review_with(
             object: Value::Null,
         };
         let decision = mutate_pod(&fast.pod, &parts.namespace, defaults, namespace_defaults);
-        return Ok(reviewed(parts, &decision));
+        let pod_name = pod_name(&fast.pod.metadata);
+        return Ok(reviewed(parts, pod_name, &decision));
     }
     review_general(body, defaults, namespace_defaults)
 }
@@ -448,12 +460,37 @@ pub fn review_general(
         defaults,
         namespace_defaults,
     );
-    Ok(reviewed(parts, &decision))
+    let name = |field: &str| {
+        parts
+            .object
+            .pointer(&format!("/metadata/{field}"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let pod_name = name("name")
+        .or_else(|| name("generateName"))
+        .unwrap_or_default();
+    Ok(reviewed(parts, pod_name, &decision))
 }
 
-fn reviewed(parts: RequestParts, decision: &Result<Mutation, Refusal>) -> Reviewed {
+/// The name a pod is logged by: its name, else its `generateName`.
+fn pod_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    meta.name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .or(meta.generate_name.as_deref())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn reviewed(
+    parts: RequestParts,
+    pod_name: String,
+    decision: &Result<Mutation, Refusal>,
+) -> Reviewed {
     let outcome = match decision {
-        Ok(Mutation::Skip) => Outcome::Skipped,
+        Ok(Mutation::Skip(reason)) => Outcome::Skipped(reason.clone()),
         Ok(Mutation::Inject { injection_type, .. }) => Outcome::Injected(*injection_type),
         Err(refusal) => Outcome::Denied(refusal.to_string()),
     };
@@ -461,6 +498,7 @@ fn reviewed(parts: RequestParts, decision: &Result<Mutation, Refusal>) -> Review
     Reviewed {
         body,
         namespace: parts.namespace,
+        pod_name,
         outcome,
     }
 }
@@ -716,7 +754,7 @@ mod tests {
             },
         ];
         let decisions = [
-            Ok(Mutation::Skip),
+            Ok(Mutation::Skip(SkipReason::NotAnnotated)),
             Ok(Mutation::Inject {
                 ops: ops.clone(),
                 injection_type: None,

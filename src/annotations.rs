@@ -520,12 +520,41 @@ pub struct AgentRequest {
 
 /// Phase A: whether the pod asks for injection and has not had it yet.
 pub fn should_inject(pod: &Pod) -> Result<bool, Refusal> {
+    skip_reason(pod).map(|reason| reason.is_none())
+}
+
+/// Why a pod that passes the gate is left alone (allowed without a patch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The pod has no `agent-inject` annotation.
+    NotAnnotated,
+    /// `agent-inject` is false (or empty).
+    NotRequested,
+    /// The pod is past `Pending`: this phase.
+    NotPending(String),
+    /// `agent-inject-status` is `injected`.
+    AlreadyInjected,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotAnnotated => write!(f, "no {} annotation", keys::INJECT),
+            Self::NotRequested => write!(f, "{} is false", keys::INJECT),
+            Self::NotPending(phase) => write!(f, "the pod is {phase:?}, not pending"),
+            Self::AlreadyInjected => write!(f, "already injected ({}: injected)", keys::STATUS),
+        }
+    }
+}
+
+/// Phase A with its reason: `None` when the pod is to be injected.
+pub fn skip_reason(pod: &Pod) -> Result<Option<SkipReason>, Refusal> {
     let annotations = pod.metadata.annotations.as_ref();
     let Some(raw) = annotations.and_then(|a| a.get(keys::INJECT)) else {
-        return Ok(false);
+        return Ok(Some(SkipReason::NotAnnotated));
     };
     if !parse_weak_bool(keys::INJECT, raw).map_err(Refusal::Gate)? {
-        return Ok(false);
+        return Ok(Some(SkipReason::NotRequested));
     }
     let phase = pod
         .status
@@ -533,12 +562,13 @@ pub fn should_inject(pod: &Pod) -> Result<bool, Refusal> {
         .and_then(|s| s.phase.as_deref())
         .unwrap_or_default();
     if !phase.is_empty() && phase != "Pending" {
-        return Ok(false);
+        return Ok(Some(SkipReason::NotPending(phase.to_owned())));
     }
-    Ok(annotations
+    let injected = annotations
         .and_then(|a| a.get(keys::STATUS))
         .map(String::as_str)
-        != Some("injected"))
+        == Some("injected");
+    Ok(injected.then_some(SkipReason::AlreadyInjected))
 }
 
 /// Phases B, C and D for a pod that passed the gate and the namespace check.

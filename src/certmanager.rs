@@ -419,7 +419,7 @@ async fn share(
         match cluster::write_cert_secret(client, namespace, shared).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::error!(target: HANDLER, certSecretName = CERT_SECRET_NAME, err = %e, "attempt to update cert secret failed");
+                tracing::error!(target: HANDLER, certSecretName = CERT_SECRET_NAME, Server = %cluster::api_server(), err = %e, "attempt to update cert secret failed");
                 let wake = tokio::time::Instant::now() + delay;
                 if wake >= due {
                     return;
@@ -457,7 +457,7 @@ async fn follow(client: &Client, namespace: &str, store: &CertStore) {
             Ok(_) => continue,
             Err(e) => {
                 failures += 1;
-                tracing::warn!(target: HANDLER, Error = %e, "failed to get secret");
+                tracing::warn!(target: HANDLER, Server = %cluster::api_server(), Error = %e, "failed to get secret");
                 // The watcher retries on the next poll; don't spin on a persistent error.
                 tokio::time::sleep(Duration::from_secs(u64::from(failures.min(5)))).await;
                 continue;

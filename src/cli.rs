@@ -1,5 +1,11 @@
-//! Command line: `serve` (alias `agent-inject`), `render` and `version`, with upstream's Go-style
-//! flags (`-name=value`, `-name value`, bare boolean `-name`) and its env-over-flag precedence.
+//! Command line: `serve` (alias `agent-inject`), `render`, `lint`, `gen-certs` and `version`,
+//! with upstream's Go-style flags (`-name=value`, `-name value`, bare boolean `-name`) and its
+//! env-over-flag precedence.
+//!
+//! Exit codes, the same for every subcommand: 0 success (help and version included); 2 a usage
+//! error (an unknown flag, a missing or extra argument, a setting that fails validation, input
+//! that cannot be read); 1 anything refused or failed (a refused pod, lint errors, a server that
+//! stops on an error, certificates that cannot be written).
 
 use std::collections::BTreeMap;
 
@@ -23,6 +29,9 @@ pub enum Invocation {
         namespace: Option<String>,
         /// `--output`.
         output: Output,
+        /// `--from-cluster`: the pod was read from a cluster; the API server's additions are
+        /// already in it.
+        from_cluster: bool,
     },
     /// Render every pod template of some manifests and report errors and warnings.
     Lint {
@@ -51,11 +60,21 @@ pub enum Invocation {
 /// A command line that cannot run.
 #[derive(Debug)]
 pub enum CliError {
-    /// clap's own error (usage, help, version): print it and exit with its code.
+    /// clap's own error (usage, help, version): print it; help and version exit 0, usage
+    /// errors [`EXIT_USAGE`].
     Clap(clap::Error),
-    /// Settings failed upstream's startup validation: print it, exit 1.
+    /// Settings failed upstream's startup validation: print it, exit [`EXIT_USAGE`].
     Settings(SettingsError),
 }
+
+/// The exit code of a usage error, for every subcommand.
+pub const EXIT_USAGE: u8 = 2;
+/// The exit code of a refusal or a failure, for every subcommand.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// The Vault address `lint` renders with when none is configured: lint checks manifests, not a
+/// server, and nothing it reports depends on the address (the `.invalid` name never resolves).
+pub const LINT_VAULT_ADDRESS: &str = "https://vault.invalid:8200";
 
 /// The clap command, with every upstream setting as a flag of `serve` and `render`.
 pub fn command() -> Command {
@@ -76,14 +95,7 @@ pub fn command() -> Command {
             };
             cmd = cmd.arg(arg.action(ArgAction::Set));
         }
-        // The stock chart passes `agent-inject 2>&1`; Go's flag parser stops at the first
-        // positional argument and ignores the rest, so we accept and ignore them too.
-        cmd.arg(
-            Arg::new("ignored")
-                .num_args(0..)
-                .trailing_var_arg(true)
-                .hide(true),
-        )
+        cmd
     };
     Command::new("vault-injector")
         .about("A drop-in Rust replacement for the Vault Agent Injector (hashicorp/vault-k8s)")
@@ -92,11 +104,26 @@ pub fn command() -> Command {
         .subcommand(with_settings(
             Command::new("serve")
                 .visible_alias("agent-inject")
-                .about("Run the mutating admission webhook over HTTPS"),
+                .about("Run the mutating admission webhook over HTTPS")
+                // The stock chart passes `agent-inject 2>&1`; Go's flag parser stops at the
+                // first positional argument and ignores the rest, so we accept and ignore them.
+                .arg(
+                    Arg::new("ignored")
+                        .value_name("ARG")
+                        .num_args(0..)
+                        .trailing_var_arg(true)
+                        .help("Ignored, with everything after it, as Go's flag parsing ignores them (the stock chart passes `2>&1`)"),
+                ),
         ))
         .subcommand(with_settings(
             Command::new("render")
                 .about("Print what the webhook would do to a Pod or AdmissionReview (JSON or YAML)")
+                .arg(
+                    Arg::new("input")
+                        .value_name("FILE")
+                        .conflicts_with("file")
+                        .help("Input file (or -f FILE); stdin when neither is given"),
+                )
                 .arg(
                     Arg::new("file")
                         .short('f')
@@ -117,11 +144,24 @@ pub fn command() -> Command {
                         .value_parser(clap::value_parser!(Output))
                         .default_value("pod")
                         .help("What to print"),
+                )
+                .arg(
+                    Arg::new("from-cluster")
+                        .long("from-cluster")
+                        .action(ArgAction::SetTrue)
+                        .help("The pod was read from a cluster (kubectl get -o yaml): do not add the ServiceAccount token volume and mounts the API server adds to a new pod"),
                 ),
         ))
         .subcommand(with_settings(
             Command::new("lint")
-                .about("Check the vault.hashicorp.com annotations of Pods and workload templates (Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs) offline: lint [FILE...] or -f FILE; stdin when none")
+                .about("Check the vault.hashicorp.com annotations of Pods and workload templates (Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs) offline: lint [FILE...] or -f FILE; stdin when none. No Vault address is needed")
+                .arg(
+                    Arg::new("files")
+                        .value_name("FILE")
+                        .num_args(0..)
+                        .action(ArgAction::Append)
+                        .help("Manifest files (multi-document YAML or JSON); stdin when none is given"),
+                )
                 .arg(
                     Arg::new("file")
                         .short('f')
@@ -185,15 +225,17 @@ pub fn parse(
         Some(("serve", m)) => Ok(Invocation::Serve(Box::new(settings(m, env)?))),
         Some(("render", m)) => Ok(Invocation::Render {
             settings: Box::new(settings(m, env)?),
-            file: m.get_one::<String>("file").cloned(),
+            file: ["input", "file"]
+                .iter()
+                .find_map(|id| m.get_one::<String>(id).cloned()),
             namespace: m.get_one::<String>("namespace").cloned(),
             output: m.get_one::<Output>("output").copied().unwrap_or_default(),
+            from_cluster: m.get_flag("from-cluster"),
         }),
         Some(("lint", m)) => Ok(Invocation::Lint {
-            settings: Box::new(settings(m, env)?),
-            // `lint a.yaml b.yaml` as well as `lint -f a.yaml`: positionals land in the
-            // trailing argument that `serve` ignores.
-            files: ["file", "ignored"]
+            settings: Box::new(lint_settings(m, env)?),
+            // `lint a.yaml b.yaml` as well as `lint -f a.yaml`.
+            files: ["files", "file"]
                 .iter()
                 .flat_map(|id| m.get_many::<String>(id).into_iter().flatten().cloned())
                 .collect(),
@@ -213,17 +255,38 @@ pub fn parse(
 }
 
 fn settings(m: &ArgMatches, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, CliError> {
-    let flags: BTreeMap<String, String> = SETTINGS
+    Settings::resolve(&flag_values(m), env).map_err(CliError::Settings)
+}
+
+/// The settings for `lint`, which needs no Vault address: [`LINT_VAULT_ADDRESS`] stands in
+/// when none is configured.
+fn lint_settings(
+    m: &ArgMatches,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, CliError> {
+    let mut flags = flag_values(m);
+    match Settings::resolve(&flags, env) {
+        Err(SettingsError::NoVaultAddress) => {
+            flags.insert("vault-address".to_owned(), LINT_VAULT_ADDRESS.to_owned());
+            Settings::resolve(&flags, env).map_err(CliError::Settings)
+        }
+        other => other.map_err(CliError::Settings),
+    }
+}
+
+fn flag_values(m: &ArgMatches) -> BTreeMap<String, String> {
+    SETTINGS
         .iter()
         .filter_map(|s| s.flag)
         .filter_map(|f| m.get_one::<String>(f).map(|v| (f.to_owned(), v.clone())))
-        .collect();
-    Settings::resolve(&flags, env).map_err(CliError::Settings)
+        .collect()
 }
 
-/// Rewrites Go-style flags for clap: `-name` becomes `--name` (single-letter flags stay short),
-/// and everything from the first positional argument (or `--`) on goes after a `--`, into the
-/// ignored trailing argument, as Go's flag package stops parsing there.
+/// Rewrites Go-style flags for clap: `-name` becomes `--name` (single-letter flags stay short).
+/// For `serve` (`agent-inject`) everything from the first positional argument (or `--`) on goes
+/// after a `--`, into the ignored trailing argument, as Go's flag package stops parsing there
+/// (the stock chart's `agent-inject 2>&1`). The other subcommands take files as arguments, and
+/// flags after them are flags (`lint a.yaml --strict`); only `--` ends the flags there.
 pub fn normalize(args: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut iter = args.iter();
@@ -231,12 +294,15 @@ pub fn normalize(args: &[String]) -> Vec<String> {
         out.push(program.clone());
     }
     // The subcommand itself, plus any top-level flags before it.
+    let mut subcommand = "";
     for arg in iter.by_ref() {
         out.push(arg.clone());
         if !arg.starts_with('-') {
+            subcommand = arg;
             break;
         }
     }
+    let go_positionals = matches!(subcommand, "serve" | "agent-inject");
     let mut passthrough = false;
     let mut expects_value = false;
     for arg in iter {
@@ -245,7 +311,12 @@ pub fn normalize(args: &[String]) -> Vec<String> {
             expects_value = false;
             continue;
         }
-        if arg == "--" || !arg.starts_with('-') || arg == "-" {
+        let positional = !arg.starts_with('-') || arg == "-";
+        if positional && !go_positionals {
+            out.push(arg.clone());
+            continue;
+        }
+        if arg == "--" || positional {
             // From here on clap must see positionals only, whatever they look like.
             passthrough = true;
             out.push("--".to_owned());
@@ -414,7 +485,9 @@ mod tests {
                 namespace,
                 output,
                 settings,
+                from_cluster,
             } => {
+                assert!(!from_cluster);
                 assert_eq!(file.as_deref(), Some("pod.yaml"));
                 assert_eq!(namespace.as_deref(), Some("apps"));
                 assert_eq!(output, Output::Patch);
@@ -430,6 +503,101 @@ mod tests {
             Err(CliError::Settings(e)) => assert_eq!(e.to_string(), "No Vault service configured"),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn lint_files_and_strict(inv: Result<Invocation, CliError>) -> (Vec<String>, bool, String) {
+        match inv {
+            Ok(Invocation::Lint {
+                files,
+                strict,
+                settings,
+                ..
+            }) => (files, strict, settings.agent.vault_address),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn lint_needs_no_vault_address_and_takes_flags_after_its_files() {
+        let (files, strict, address) = lint_files_and_strict(parse_env(
+            &["vi", "lint", "a.yaml", "--strict", "b.yaml"],
+            &[],
+        ));
+        assert_eq!(files, ["a.yaml", "b.yaml"]);
+        assert!(strict);
+        assert_eq!(address, LINT_VAULT_ADDRESS);
+        // A configured address is used; Go-style flags after files too.
+        let (files, _, address) = lint_files_and_strict(parse_env(
+            &[
+                "vi",
+                "lint",
+                "a.yaml",
+                "-f",
+                "c.yaml",
+                "-vault-address=http://v:8200",
+            ],
+            &[],
+        ));
+        assert_eq!(files, ["a.yaml", "c.yaml"]);
+        assert_eq!(address, "http://v:8200");
+        let (_, _, address) = lint_files_and_strict(parse_env(
+            &["vi", "lint"],
+            &[("AGENT_INJECT_VAULT_ADDR", "http://e")],
+        ));
+        assert_eq!(address, "http://e");
+        // After `--`, everything is a file.
+        let (files, strict, _) =
+            lint_files_and_strict(parse_env(&["vi", "lint", "--", "--strict"], &[]));
+        assert_eq!(files, ["--strict"]);
+        assert!(!strict);
+        // Other settings are still validated.
+        assert!(matches!(
+            parse_env(&["vi", "lint", "-log-level=loud"], &[]),
+            Err(CliError::Settings(_))
+        ));
+    }
+
+    #[test]
+    fn render_takes_its_file_as_an_argument_too() {
+        match parse_env(
+            &[
+                "vi",
+                "render",
+                "pod.yaml",
+                "-o",
+                "patch",
+                "-vault-address=x",
+            ],
+            &[],
+        )
+        .unwrap()
+        {
+            Invocation::Render { file, output, .. } => {
+                assert_eq!(file.as_deref(), Some("pod.yaml"));
+                assert_eq!(output, Output::Patch);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_env(
+                &["vi", "render", "a.yaml", "-f", "b.yaml", "-vault-address=x"],
+                &[]
+            ),
+            Err(CliError::Clap(_))
+        ));
+    }
+
+    #[test]
+    fn every_subcommand_help_shows_its_arguments() {
+        let mut cmd = command();
+        cmd.build();
+        let usage = |name: &str| {
+            let mut sub = cmd.find_subcommand(name).unwrap().clone();
+            sub.render_usage().to_string()
+        };
+        assert!(usage("lint").contains("[FILE]..."), "{}", usage("lint"));
+        assert!(usage("render").contains("[FILE]"), "{}", usage("render"));
+        assert!(usage("serve").contains("[ARG]..."), "{}", usage("serve"));
     }
 
     #[test]

@@ -43,10 +43,12 @@ pub enum KubeError {
     #[error("Error creating K8S client: {0}")]
     Client(#[source] kube::Error),
     /// An API call failed.
-    #[error("{what}: {source}")]
+    #[error("{what} (API server {server}): {source}")]
     Api {
         /// What was being done.
         what: String,
+        /// The API server's address ([`api_server`]).
+        server: &'static str,
         /// The client's error.
         #[source]
         source: kube::Error,
@@ -61,12 +63,17 @@ pub enum KubeError {
 
 fn api_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
     let what = what.into();
-    move |source| KubeError::Api { what, source }
+    move |source| KubeError::Api {
+        what,
+        server: api_server(),
+        source,
+    }
 }
 
 /// Builds the client: the in-cluster configuration when `KUBERNETES_SERVICE_HOST` is set (the
 /// service-account token and CA at the usual path), otherwise the kubeconfig (`KUBECONFIG` or
-/// `~/.kube/config`), for running outside a cluster.
+/// `~/.kube/config`), for running outside a cluster. Logs the API server's address, which
+/// [`api_server`] then gives to every log line about a failed API call.
 pub async fn client() -> Result<Client, KubeError> {
     let config = if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
         kube::Config::incluster().map_err(|e| KubeError::Config(e.to_string()))?
@@ -75,7 +82,21 @@ pub async fn client() -> Result<Client, KubeError> {
             .await
             .map_err(|e| KubeError::Config(e.to_string()))?
     };
+    let url = config.cluster_url.to_string();
+    if API_SERVER.set(url.clone()).is_ok() {
+        tracing::info!(target: HANDLER, Server = %url, "Using the Kubernetes API server");
+    }
     Client::try_from(config).map_err(KubeError::Client)
+}
+
+/// The API server the process talks to, once [`client`] has built a client (empty before).
+/// Kept here because kube's `Client` does not say where it connects, and its errors (a refused
+/// connection, a timeout) do not either.
+static API_SERVER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The API server's address, for log lines about failed API calls.
+pub fn api_server() -> &'static str {
+    API_SERVER.get().map_or("", String::as_str)
 }
 
 /// The namespace of the lock: the service account's namespace file, else `$NAMESPACE` (for runs

@@ -203,6 +203,14 @@ pub fn parse_int64(s: &str) -> Result<i64, NumError> {
     })
 }
 
+/// Go strconv.Atoi on a 64-bit platform: ParseInt's grammar, reported as `Atoi`.
+pub fn atoi(s: &str) -> Result<i64, NumError> {
+    int64_digits(s.as_bytes()).map_err(|f| match f {
+        Fail::Syntax => NumError::syntax("Atoi", s),
+        Fail::Range => NumError::range("Atoi", s),
+    })
+}
+
 /// Go strconv.ParseUint(s, 10, 64): no sign is allowed, not even `+`.
 pub fn parse_uint64(s: &str) -> Result<u64, NumError> {
     uint64_digits(s.as_bytes()).map_err(|f| match f {
@@ -861,12 +869,27 @@ fn inf_dec_accepts(value: &[u8]) -> bool {
 
 /// Kubernetes resource.Quantity validation with apimachinery ParseQuantity's rules and error texts.
 pub fn parse_quantity(s: &str) -> Result<(), QuantityError> {
+    canonical_quantity(s).map(|_| ())
+}
+
+/// The text a Kubernetes quantity serialises to (resource.Quantity's JSON form): what upstream's
+/// containers hold once Go has encoded them, so what `agent-json-patch` operations see and what
+/// the patch carries (`0.5` becomes `500m`, `1000m` becomes `1`, `1024Mi` becomes `1Gi`).
+///
+/// apimachinery keeps the text as written when its fast path reads it and finds it already in
+/// canonical form by its own test (so `+1` and `01` stay as they are); otherwise the value is
+/// written with the largest suffix that keeps it an integer, in the format of the suffix it was
+/// written with (decimal SI, binary SI or exponent), after rounding up to a billionth and, for
+/// binary SI, capping at 2^63-1. One quirk kept: a decimal SI value needing a suffix beyond
+/// `E` (`1000E`) is written without any, as apimachinery writes it.
+pub fn canonical_quantity(s: &str) -> Result<String, QuantityError> {
     if s.is_empty() {
         return Err(QuantityError::FormatWrong);
     }
     if s == "0" {
-        return Ok(());
+        return Ok(s.to_owned());
     }
+    let negative = s.starts_with('-');
     let parts = split_quantity(s.as_bytes())?;
     let (exponent, format) = interpret_suffix(parts.suffix).ok_or(QuantityError::Suffix)?;
 
@@ -898,16 +921,230 @@ pub fn parse_quantity(s: &str) -> Result<(), QuantityError> {
             let shifted: Vec<u8> = [parts.num, parts.denom].concat();
             let value = int64_digits(&shifted).map_err(|_| QuantityError::Numeric)?;
             if int64_multiply_fits(value, mantissa) {
-                return Ok(());
+                // apimachinery's own test for "already canonical": the text is kept as is.
+                let kept = match format {
+                    QuantityFormat::BinarySi => exponent % 10 == 0 && value & 0x07 != 0,
+                    _ => scale % 3 == 0 && !shifted.ends_with(b"000") && shifted[0] != b'0',
+                };
+                if kept {
+                    return Ok(s.to_owned());
+                }
+                let magnitude = (i128::from(value) * i128::from(mantissa)).unsigned_abs();
+                let amount = Decimal::from_integer(magnitude, i64::from(scale));
+                return Ok(amount.canonical(negative, format));
             }
         }
     }
-    // The arbitrary-precision path: once the text is read as a decimal, Go
-    // only scales, rounds and caps it, none of which can fail.
-    if inf_dec_accepts(parts.value) {
-        Ok(())
-    } else {
-        Err(QuantityError::Numeric)
+    // The arbitrary-precision path.
+    if !inf_dec_accepts(parts.value) {
+        return Err(QuantityError::Numeric);
+    }
+    let mut amount = Decimal::from_text(parts.value);
+    let mut format = format;
+    match format {
+        QuantityFormat::BinarySi => {
+            for _ in 0..exponent {
+                amount.double();
+            }
+        }
+        _ => amount.exp += i64::from(exponent),
+    }
+    // Anything non-zero is rounded up to the smallest representable amount, a billionth.
+    amount.round_up_to_nano();
+    if format == QuantityFormat::BinarySi {
+        if amount.exceeds_i64() {
+            amount = Decimal::from_integer(i64::MAX.unsigned_abs().into(), 0);
+        }
+        if !amount.is_zero() && amount.below(1) {
+            format = QuantityFormat::DecimalSi;
+        }
+    }
+    Ok(amount.canonical(negative, format))
+}
+
+/// A non-negative decimal `digits × 10^exp`, as big as the text it was read from: what
+/// apimachinery holds in an `inf.Dec` (the sign is kept apart, as it does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Decimal {
+    /// Decimal digits, most significant first, no leading zeros (empty for zero).
+    digits: Vec<u8>,
+    exp: i64,
+}
+
+impl Decimal {
+    fn from_integer(value: u128, exp: i64) -> Self {
+        let digits = if value == 0 {
+            Vec::new()
+        } else {
+            value.to_string().bytes().map(|b| b - b'0').collect()
+        };
+        Self { digits, exp }
+    }
+
+    /// The number part of a quantity (accepted by [`inf_dec_accepts`]), sign ignored.
+    fn from_text(text: &[u8]) -> Self {
+        let text = text
+            .strip_prefix(b"-")
+            .or(text.strip_prefix(b"+"))
+            .unwrap_or(text);
+        let (int, frac) = match text.iter().position(|&c| c == b'.') {
+            Some(dot) => (&text[..dot], &text[dot + 1..]),
+            None => (text, &b""[..]),
+        };
+        let digits: Vec<u8> = int
+            .iter()
+            .chain(frac)
+            .map(|c| c - b'0')
+            .skip_while(|&d| d == 0)
+            .collect();
+        Self {
+            digits,
+            exp: -(frac.len() as i64),
+        }
+    }
+
+    fn is_zero(&self) -> bool {
+        self.digits.is_empty()
+    }
+
+    fn double(&mut self) {
+        let mut carry = 0;
+        for d in self.digits.iter_mut().rev() {
+            let v = *d * 2 + carry;
+            *d = v % 10;
+            carry = v / 10;
+        }
+        if carry > 0 {
+            self.digits.insert(0, carry);
+        }
+    }
+
+    /// inf.Dec's `Round(x, 9, RoundUp)` on a non-negative amount.
+    fn round_up_to_nano(&mut self) {
+        const NANO: i64 = -9;
+        if self.is_zero() || self.exp >= NANO {
+            return;
+        }
+        let cut = usize::try_from(NANO - self.exp).unwrap_or(usize::MAX);
+        let keep = self.digits.len().saturating_sub(cut);
+        let dropped_any = self.digits[keep..].iter().any(|&d| d != 0);
+        self.digits.truncate(keep);
+        self.exp = NANO;
+        if dropped_any {
+            // Add one at the last kept place.
+            let mut i = self.digits.len();
+            loop {
+                if i == 0 {
+                    self.digits.insert(0, 1);
+                    break;
+                }
+                i -= 1;
+                if self.digits[i] == 9 {
+                    self.digits[i] = 0;
+                } else {
+                    self.digits[i] += 1;
+                    break;
+                }
+            }
+        }
+        let leading = self.digits.iter().take_while(|&&d| d == 0).count();
+        self.digits.drain(..leading);
+    }
+
+    /// Moves trailing zero digits into the exponent.
+    fn normalize(&mut self) {
+        while self.digits.last() == Some(&0) {
+            self.digits.pop();
+            self.exp += 1;
+        }
+    }
+
+    /// The integer part, when it has at most 38 digits (`None` when larger).
+    fn integer_part(&self) -> Option<u128> {
+        let len = self.digits.len() as i64 + self.exp;
+        if len <= 0 {
+            return Some(0);
+        }
+        if len > 38 {
+            return None;
+        }
+        let mut v: u128 = 0;
+        for i in 0..len {
+            let d = usize::try_from(i)
+                .ok()
+                .and_then(|i| self.digits.get(i))
+                .copied()
+                .unwrap_or(0);
+            v = v * 10 + u128::from(d);
+        }
+        Some(v)
+    }
+
+    fn is_integer(&self) -> bool {
+        let mut n = self.clone();
+        n.normalize();
+        n.exp >= 0 || n.is_zero()
+    }
+
+    fn exceeds_i64(&self) -> bool {
+        let max = i64::MAX.unsigned_abs().into();
+        match self.integer_part() {
+            None => true,
+            Some(v) => v > max || (v == max && !self.is_integer()),
+        }
+    }
+
+    /// Whether the amount is below `n`.
+    fn below(&self, n: u128) -> bool {
+        self.integer_part().is_some_and(|v| v < n)
+    }
+
+    /// apimachinery's `CanonicalizeBytes`.
+    fn canonical(mut self, negative: bool, format: QuantityFormat) -> String {
+        if self.is_zero() {
+            return "0".to_owned();
+        }
+        let sign = if negative { "-" } else { "" };
+        let binary = format == QuantityFormat::BinarySi && !self.below(1024) && self.is_integer();
+        if binary {
+            // Capped at 2^63-1 above (or an int64 to begin with), so it fits.
+            let mut v = self.integer_part().unwrap_or_default();
+            let mut times = 0;
+            while v >= 1024 && v.is_multiple_of(1024) {
+                v /= 1024;
+                times += 1;
+            }
+            let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
+                .get(times)
+                .copied()
+                .unwrap_or_default();
+            return format!("{sign}{v}{suffix}");
+        }
+        self.normalize();
+        // The largest multiple of three not above the exponent.
+        let exp3 = self.exp.div_euclid(3) * 3;
+        let mut number: String = self.digits.iter().map(|d| char::from(b'0' + d)).collect();
+        for _ in exp3..self.exp {
+            number.push('0');
+        }
+        let suffix = match format {
+            QuantityFormat::DecimalExponent if exp3 == 0 => String::new(),
+            QuantityFormat::DecimalExponent => format!("e{exp3}"),
+            _ => match exp3 {
+                -9 => "n",
+                -6 => "u",
+                -3 => "m",
+                3 => "k",
+                6 => "M",
+                9 => "G",
+                12 => "T",
+                15 => "P",
+                18 => "E",
+                _ => "",
+            }
+            .to_owned(),
+        };
+        format!("{sign}{number}{suffix}")
     }
 }
 
@@ -1578,5 +1815,86 @@ mod tests {
             "unable to parse numeric part of quantity"
         );
         assert_eq!(Suffix.to_string(), "unable to parse quantity's suffix");
+    }
+
+    /// Expected values are what apimachinery (v0.34) writes into JSON for `ParseQuantity` of the
+    /// input, taken from a Go program doing exactly that.
+    #[test]
+    fn canonical_quantities_are_what_apimachinery_serialises() {
+        let cases = [
+            // Already canonical by apimachinery's own test: kept as written.
+            ("250m", "250m"),
+            ("64Mi", "64Mi"),
+            ("1Gi", "1Gi"),
+            ("1500", "1500"),
+            ("+1", "+1"),
+            ("01", "01"),
+            ("-1", "-1"),
+            ("1e3", "1e3"),
+            ("1E3", "1E3"),
+            ("1023Ki", "1023Ki"),
+            ("0", "0"),
+            // Rewritten.
+            ("0.5", "500m"),
+            ("0.1", "100m"),
+            (".5", "500m"),
+            ("1000m", "1"),
+            ("1000", "1k"),
+            ("1.5k", "1500"),
+            ("2000m", "2"),
+            ("1.0", "1"),
+            ("5.", "5."),
+            ("1.G", "1.G"),
+            ("1024Mi", "1Gi"),
+            ("2048Ki", "2Mi"),
+            ("1000Ki", "1000Ki"),
+            ("1536Mi", "1536Mi"),
+            ("1.5Gi", "1536Mi"),
+            ("0.5Ki", "512"),
+            ("1.5Ki", "1536"),
+            ("-8Ki", "-8Ki"),
+            ("-1024Mi", "-1Gi"),
+            ("1e1", "10"),
+            ("1.5e3", "1500"),
+            ("1e-10", "1e-9"),
+            ("0.0000000001", "1n"),
+            ("1.5n", "2n"),
+            ("0.5n", "1n"),
+            ("1000k", "1M"),
+            ("1000E", "1"),
+            ("123456789012345678901", "123456789012345678901"),
+            ("1000000000000000000000", "1"),
+            ("9Ei", "9223372036854775807"),
+            ("1024Ei", "9223372036854775807"),
+            ("-0", "0"),
+            ("000", "0"),
+            ("0Ki", "0"),
+            ("0.0001Ki", "102400u"),
+            ("0.000001Mi", "1048576u"),
+            ("8Ei", "9223372036854775807"),
+            ("-0.5", "-500m"),
+            ("-1.5Ki", "-1536"),
+            ("1.5M", "1500k"),
+            ("0.5m", "500u"),
+            ("3000000", "3M"),
+            ("100e-3", "100e-3"),
+            ("1e+3", "1e+3"),
+            (".", "0"),
+            ("Ki", "0"),
+            ("1.0001Ki", "1024102400u"),
+            ("10e300", "10e300"),
+            ("1.5e300", "1500e297"),
+            ("100M", "100M"),
+            ("1G", "1G"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                canonical_quantity(input).as_deref(),
+                Ok(want),
+                "input {input:?}"
+            );
+        }
+        assert_eq!(canonical_quantity("lots"), Err(QuantityError::FormatWrong));
+        assert_eq!(canonical_quantity("1K"), Err(QuantityError::Suffix));
     }
 }

@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use crate::agent_config::{CACHE_PATH, Config, TOKEN_FILE, rendered_files};
 use crate::annotations::{AgentRequest, Problem, Refusal, keys};
-use crate::goparse::parse_quantity;
+use crate::goparse::canonical_quantity;
+use crate::openbao::AgentBinary;
 use crate::patch::{Op, OpValue, PatchBuilder, apply_user_patch, escape_pointer};
 
 /// Name of the injected init container.
@@ -46,8 +47,10 @@ const TLS_VOLUME: &str = "vault-tls-secrets";
 const TLS_PATH: &str = "/vault/tls";
 const CACHE_VOLUME: &str = "vault-agent-cache";
 
-/// Builds the patch operations for a pod that passed the gate and parsing (phase E).
-pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Op>, Refusal> {
+/// Builds the patch operations for a pod that passed the gate and parsing (phase E). The agent
+/// containers run `binary` (`vault` as upstream, or OpenBao's `bao`), written into their
+/// commands as they are built, before any `agent-json-patch`.
+pub fn patch_ops(pod: &Pod, r: &AgentRequest, binary: AgentBinary) -> Result<Vec<Op>, Refusal> {
     let no_spec = PodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&no_spec);
     let original_volumes = spec.volumes.as_ref().map_or(0, Vec::len);
@@ -125,12 +128,12 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Op>, Refusal> {
     if r.pre_populate || r.native_sidecar {
         let (init, own_name) = if r.native_sidecar {
             (
-                agent_container(pod, r, Role::Native, &secret_mounts)?,
+                agent_container(pod, r, Role::Native, &secret_mounts, binary)?,
                 SIDECAR_NAME,
             )
         } else {
             (
-                agent_container(pod, r, Role::Init, &secret_mounts)?,
+                agent_container(pod, r, Role::Init, &secret_mounts, binary)?,
                 INIT_CONTAINER_NAME,
             )
         };
@@ -165,7 +168,7 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest) -> Result<Vec<Op>, Refusal> {
     }
 
     if !r.pre_populate_only && !r.native_sidecar {
-        let sidecar = agent_container(pod, r, Role::Sidecar, &secret_mounts)?;
+        let sidecar = agent_container(pod, r, Role::Sidecar, &secret_mounts, binary)?;
         p.append(
             "/spec/containers",
             spec.containers.len(),
@@ -275,7 +278,9 @@ fn agent_container(
     r: &AgentRequest,
     role: Role,
     secret_mounts: &[VolumeMount],
+    binary: AgentBinary,
 ) -> Result<Container, Refusal> {
+    let cli = binary.cli();
     let init = role == Role::Init;
     let sa = &r.service_account;
     let home = if init { HOME_INIT } else { HOME_SIDECAR };
@@ -303,7 +308,7 @@ fn agent_container(
     // Upstream's order inside phase E: env (which encodes the config), then resources.
     let (env, config_chunks) = env_vars(r, init)?;
     let resources = resources(r)?;
-    let mut arg = container_arg(config_chunks);
+    let mut arg = container_arg(config_chunks, cli);
     if !r.config_map.is_empty() {
         mounts.push(mount(CONFIG_VOLUME, CONFIG_PATH, true));
         let file = if init {
@@ -311,7 +316,7 @@ fn agent_container(
         } else {
             "config.hcl"
         };
-        arg = format!("touch {TOKEN_FILE} && vault agent -config={CONFIG_PATH}/{file}");
+        arg = format!("touch {TOKEN_FILE} && {cli} agent -config={CONFIG_PATH}/{file}");
     }
     if !r.tls_secret.is_empty() {
         mounts.push(mount(TLS_VOLUME, TLS_PATH, true));
@@ -332,7 +337,7 @@ fn agent_container(
         env: Some(env),
         resources: Some(resources),
         volume_mounts: Some(mounts),
-        lifecycle: (!init).then(|| lifecycle(r)),
+        lifecycle: (!init).then(|| lifecycle(r, cli)),
         security_context: security_context(r),
         ..Default::default()
     };
@@ -344,23 +349,69 @@ fn agent_container(
     } else {
         &r.json_patch
     };
-    match user_patch {
-        None => Ok(container),
-        Some(patch) => {
-            let patched = apply_user_patch(&to_value(&container), patch)
-                .map_err(|e| Refusal::Patch(Problem::Message(e.to_string())))?;
-            serde_json::from_value(patched).map_err(|e| {
-                Refusal::Patch(Problem::Message(format!(
-                    "{e} (after applying annotation {})",
-                    if init {
-                        keys::INIT_JSON_PATCH
-                    } else {
-                        keys::JSON_PATCH
-                    }
-                )))
-            })
+    let Some(patch) = user_patch else {
+        return Ok(container);
+    };
+    let key = if init {
+        keys::INIT_JSON_PATCH
+    } else {
+        keys::JSON_PATCH
+    };
+    let mut patched = apply_user_patch(&to_value(&container), patch)
+        .map_err(|e| Refusal::Patch(Problem::Message(e.to_string())))?;
+    // Upstream decodes the patched container back into its typed form, which parses every
+    // quantity (refusing a bad one) and writes it canonically again.
+    canonicalize_quantities(&mut patched).map_err(|(at, value, err)| {
+        Refusal::Patch(Problem::Message(format!(
+            "{err} ({at}: {}, after applying annotation {key})",
+            crate::goparse::go_quote(&value)
+        )))
+    })?;
+    serde_json::from_value(patched).map_err(|e| {
+        Refusal::Patch(Problem::Message(format!(
+            "{e} (after applying annotation {key})"
+        )))
+    })
+}
+
+/// The container's quantities (resource limits and requests, and the divisors of
+/// `resourceFieldRef` variables) as apimachinery reads and writes them: the text of a string
+/// without surrounding whitespace, the JSON text of anything else (so a number is read as its
+/// digits, `null` is zero and `true` fails), then [`canonical_quantity`]. Members of the wrong
+/// shape are left for the typed decode to refuse. On failure: where, the text and the error.
+fn canonicalize_quantities(
+    container: &mut Value,
+) -> Result<(), (String, String, crate::goparse::QuantityError)> {
+    let canonical = |at: String, q: &mut Value| {
+        let text = match &*q {
+            Value::Null => "0".to_owned(),
+            // Go's `strings.TrimSpace` and `str::trim` trim the same (Unicode) white space.
+            Value::String(s) => s.trim().to_owned(),
+            other => other.to_string(),
+        };
+        match canonical_quantity(&text) {
+            Ok(c) => {
+                *q = Value::String(c);
+                Ok(())
+            }
+            Err(err) => Err((at, text, err)),
+        }
+    };
+    for list in ["limits", "requests"] {
+        if let Some(Value::Object(map)) = container.pointer_mut(&format!("/resources/{list}")) {
+            for (name, q) in map.iter_mut() {
+                canonical(format!("resources.{list}.{name}"), q)?;
+            }
         }
     }
+    if let Some(Value::Array(env)) = container.get_mut("env") {
+        for (i, var) in env.iter_mut().enumerate() {
+            if let Some(q) = var.pointer_mut("/valueFrom/resourceFieldRef/divisor") {
+                canonical(format!("env[{i}].valueFrom.resourceFieldRef.divisor"), q)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Mounts of the named container (app containers first, then init containers), minus any
@@ -485,14 +536,12 @@ pub fn config_env_chunks(encoded: &str) -> Vec<(String, &str)> {
         .collect()
 }
 
-/// The container's shell command for a configuration held in `chunks` variables: upstream's
-/// [`DEFAULT_CONTAINER_ARG`] for one, else the same with every chunk echoed in order, as one
-/// word (`echo` is a shell builtin, so the joined value never passes through `execve`).
-pub fn container_arg(chunks: usize) -> String {
-    if chunks <= 1 {
-        return DEFAULT_CONTAINER_ARG.to_owned();
-    }
-    let joined: String = (0..chunks)
+/// The container's shell command for a configuration held in `chunks` variables, running the
+/// `cli` agent: upstream's [`DEFAULT_CONTAINER_ARG`] for one chunk and `vault`, else the same
+/// with every chunk echoed in order, as one word (`echo` is a shell builtin, so the joined
+/// value never passes through `execve`).
+pub fn container_arg(chunks: usize, cli: &str) -> String {
+    let joined: String = (0..chunks.max(1))
         .map(|i| {
             if i == 0 {
                 format!("${{{CONFIG_ENV}?}}")
@@ -501,7 +550,9 @@ pub fn container_arg(chunks: usize) -> String {
             }
         })
         .collect();
-    DEFAULT_CONTAINER_ARG.replacen("${VAULT_CONFIG?}", &joined, 1)
+    format!(
+        "echo {joined} | base64 -d > {HOME_PATH}/config.json && {cli} agent -config={HOME_PATH}/config.json"
+    )
 }
 
 /// Seconds between two runs of the native sidecar's startup probe.
@@ -576,18 +627,42 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// Go's `base64.StdEncoding.DecodeString` ignores line breaks and non-zero trailing bits.
+/// Upstream's `decodeIfBase64`: the decoded bytes when `s` is base64, else `s` itself. Go's
+/// `base64.StdEncoding.DecodeString` ignores line breaks and non-zero trailing bits.
 fn decode_if_base64(s: &str) -> String {
     const LENIENT: GeneralPurpose = GeneralPurpose::new(
         &base64::alphabet::STANDARD,
         GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
     );
     let compact: String = s.chars().filter(|c| *c != '\n' && *c != '\r').collect();
-    LENIENT
-        .decode(compact)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .unwrap_or_else(|| s.to_owned())
+    match LENIENT.decode(compact) {
+        Ok(bytes) => go_json_string(&bytes),
+        Err(_) => s.to_owned(),
+    }
+}
+
+/// The text Go's `encoding/json` writes for a Go string holding `bytes`: upstream keeps the
+/// decoded bytes in a string whatever they are, and the JSON encoder replaces every byte that
+/// does not start a valid UTF-8 sequence with U+FFFD, one per byte (Rust's lossy conversion
+/// would merge a truncated sequence into one replacement).
+fn go_json_string(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                out.push_str(valid);
+                return out;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                // `valid_up_to` bytes are UTF-8 by definition.
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                out.push(char::REPLACEMENT_CHARACTER);
+                rest = after.get(1..).unwrap_or_default();
+            }
+        }
+    }
 }
 
 /// mutation.md §5.8: quantities are checked in upstream's order; empty leaves the key out.
@@ -599,14 +674,16 @@ fn resources(r: &AgentRequest) -> Result<ResourceRequirements, Refusal> {
             if value.is_empty() {
                 continue;
             }
-            parse_quantity(value).map_err(|err| {
+            // Written as Kubernetes writes the parsed quantity (`0.5` is `500m`), which is
+            // what upstream's container holds, for `agent-json-patch` and in the patch.
+            let canonical = canonical_quantity(value).map_err(|err| {
                 Refusal::Patch(Problem::Quantity {
                     key,
                     value: value.clone(),
                     err,
                 })
             })?;
-            map.insert(resource.to_owned(), Quantity(value.clone()));
+            map.insert(resource.to_owned(), Quantity(canonical));
         }
         Ok((!map.is_empty()).then_some(map))
     };
@@ -636,7 +713,8 @@ fn resources(r: &AgentRequest) -> Result<ResourceRequirements, Refusal> {
 }
 
 /// Always present on the sidecar (`{}` without revocation), so user patches can target it.
-fn lifecycle(r: &AgentRequest) -> Lifecycle {
+/// The revocation runs `/bin/<cli>`.
+fn lifecycle(r: &AgentRequest, cli: &str) -> Lifecycle {
     if !r.revoke_on_shutdown {
         return Lifecycle::default();
     }
@@ -659,7 +737,7 @@ fn lifecycle(r: &AgentRequest) -> Lifecycle {
                     "/bin/sh".to_owned(),
                     "-c".to_owned(),
                     format!(
-                        "/bin/sleep {} && /bin/vault token revoke {}",
+                        "/bin/sleep {} && /bin/{cli} token revoke {}",
                         r.revoke_grace,
                         flags.join(" ")
                     ),
@@ -845,11 +923,15 @@ mod tests {
 
     #[test]
     fn container_arg_is_upstreams_for_one_chunk() {
-        assert_eq!(container_arg(0), DEFAULT_CONTAINER_ARG);
-        assert_eq!(container_arg(1), DEFAULT_CONTAINER_ARG);
+        assert_eq!(container_arg(0, "vault"), DEFAULT_CONTAINER_ARG);
+        assert_eq!(container_arg(1, "vault"), DEFAULT_CONTAINER_ARG);
         assert_eq!(
-            container_arg(3),
+            container_arg(3, "vault"),
             "echo ${VAULT_CONFIG?}${VAULT_CONFIG_1?}${VAULT_CONFIG_2?} | base64 -d > /home/vault/config.json && vault agent -config=/home/vault/config.json"
+        );
+        assert_eq!(
+            container_arg(1, "bao"),
+            "echo ${VAULT_CONFIG?} | base64 -d > /home/vault/config.json && bao agent -config=/home/vault/config.json"
         );
     }
 
@@ -863,6 +945,47 @@ mod tests {
         assert_eq!(shell_word("x; id"), "'x; id'");
         assert_eq!(shell_word("$(id)"), "'$(id)'");
         assert_eq!(shell_word(""), "''");
+    }
+
+    #[test]
+    fn ca_cert_bytes_that_decode_to_non_utf8_get_one_replacement_per_byte_as_in_go() {
+        // "////" is valid base64 for ff ff ff: three invalid bytes, three U+FFFD.
+        assert_eq!(decode_if_base64("////"), "\u{fffd}\u{fffd}\u{fffd}");
+        // A truncated 4-byte sequence (f0 9f 98) is three bytes Go replaces one by one.
+        assert_eq!(
+            go_json_string(b"a\xf0\x9f\x98b"),
+            "a\u{fffd}\u{fffd}\u{fffd}b"
+        );
+        assert_eq!(go_json_string("é✓".as_bytes()), "é✓");
+        assert_eq!(decode_if_base64("aGk="), "hi");
+        assert_eq!(decode_if_base64("not base64!"), "not base64!");
+    }
+
+    #[test]
+    fn the_ca_cert_bytes_variable_holds_what_upstream_writes() {
+        let mut settings = Settings::default();
+        settings.agent.vault_address = "http://v:8200".into();
+        settings.agent.ca_cert_bytes = "////".into();
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "annotations": {
+                "vault.hashicorp.com/agent-inject": "true",
+                "vault.hashicorp.com/role": "app"}},
+            "spec": {"containers": [{
+                "name": "app", "image": "app:1",
+                "volumeMounts": [{"name": "sa", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]
+            }], "volumes": [{"name": "sa", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}]}
+        });
+        let m = admission::mutate(&pod, "apps", &settings.agent).unwrap();
+        let mutated: Pod =
+            serde_json::from_value(admission::mutated_object(&pod, &m).unwrap()).unwrap();
+        let sidecar = mutated.spec.unwrap().containers.pop().unwrap();
+        let value = plain_env(&sidecar)
+            .into_iter()
+            .find(|(k, _)| k == "VAULT_CACERT_BYTES")
+            .unwrap()
+            .1;
+        assert_eq!(value, "\u{fffd}\u{fffd}\u{fffd}");
     }
 
     #[test]

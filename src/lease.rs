@@ -287,7 +287,7 @@ pub async fn run<S: LeaseStore>(
                 }
                 Ok(Attempt::Conflict) => {}
                 Err(e) => {
-                    tracing::warn!(target: HANDLER, Lease = LEASE_NAME, Error = %e, "could not read or take the Lease");
+                    tracing::warn!(target: HANDLER, Lease = LEASE_NAME, Server = %crate::cluster::api_server(), Error = %e, "could not read or take the Lease");
                 }
             }
             let jitter = 1.0 + MAX_JITTER * crate::cluster::random_fraction();
@@ -320,7 +320,7 @@ pub async fn run<S: LeaseStore>(
                 }
                 Ok(Ok(Attempt::Conflict)) => {}
                 Ok(Err(e)) => {
-                    tracing::warn!(target: HANDLER, Lease = LEASE_NAME, Error = %e, "could not renew the Lease");
+                    tracing::warn!(target: HANDLER, Lease = LEASE_NAME, Server = %crate::cluster::api_server(), Error = %e, "could not renew the Lease");
                 }
                 Err(_) => break format!("not renewed for {:?}", timing.renew_deadline),
             }

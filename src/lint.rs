@@ -6,12 +6,9 @@ use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::admission::{self, Mutation};
+use crate::annotations::keys;
 use crate::render::InputError;
 use crate::settings::AgentDefaults;
-
-/// Where the ServiceAccount admission plugin mounts the token, which templates do not carry yet.
-const SA_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-const SA_VOLUME: &str = "kube-api-access-lint";
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -159,12 +156,17 @@ fn lint_object(
         message,
     };
     match admission::mutate(&pod, ns, defaults) {
-        Ok(Mutation::Skip) => {}
-        Ok(Mutation::Inject { warnings, .. }) => {
+        Ok(Mutation::Skip(_)) => {}
+        Ok(Mutation::Inject { warnings, ops, .. }) => {
             report.checked += 1;
             report
                 .findings
                 .extend(warnings.into_iter().map(|w| finding(Severity::Warning, w)));
+            if matches!(kind, "Job" | "CronJob") && adds_a_container(&ops) {
+                report
+                    .findings
+                    .push(finding(Severity::Warning, job_sidecar_warning()));
+            }
         }
         Err(refusal) => {
             report.checked += 1;
@@ -175,47 +177,31 @@ fn lint_object(
     }
 }
 
+/// Whether the patch adds a container that runs beside the app (a classic sidecar, whatever
+/// a JSON patch renamed it to), rather than only init containers.
+fn adds_a_container(ops: &[crate::patch::Op]) -> bool {
+    ops.iter()
+        .any(|op| op.path == "/spec/containers" || op.path == "/spec/containers/-")
+}
+
+/// A Job completes once all of its pod's containers have exited; a classic agent sidecar runs
+/// until the pod is deleted, so the Job (and each CronJob run) never completes.
+fn job_sidecar_warning() -> String {
+    format!(
+        "{}: the vault-agent sidecar never exits, so the Job never completes; set it to \"true\" (secrets rendered once), or set {}: \"true\" (Kubernetes 1.29+)",
+        keys::PRE_POPULATE_ONLY,
+        keys::NATIVE_SIDECAR
+    )
+}
+
 /// The pod as the webhook would see it at creation: the template, plus what the ServiceAccount
-/// admission plugin adds before mutating webhooks run (the projected token volume and its mount
-/// in every container), unless the pod opts out of the token.
+/// admission plugin adds before mutating webhooks run ([`crate::render::as_created`]).
 fn as_created_pod(template: &Value) -> Value {
-    let mut pod = json!({
+    let pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": template.get("metadata").cloned().unwrap_or_else(|| json!({})),
         "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
     });
-    let spec = &mut pod["spec"];
-    if spec.get("automountServiceAccountToken") == Some(&Value::Bool(false)) || !spec.is_object() {
-        return pod;
-    }
-    let mount = json!({"name": SA_VOLUME, "mountPath": SA_MOUNT_PATH, "readOnly": true});
-    let mut added = false;
-    for list in ["containers", "initContainers"] {
-        if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
-            for c in containers {
-                let has_mount = c
-                    .get("volumeMounts")
-                    .and_then(Value::as_array)
-                    .is_some_and(|m| m.iter().any(|m| m["mountPath"] == SA_MOUNT_PATH));
-                if has_mount || !c.is_object() {
-                    continue;
-                }
-                added = true;
-                match c.get_mut("volumeMounts").and_then(Value::as_array_mut) {
-                    Some(mounts) => mounts.push(mount.clone()),
-                    None => c["volumeMounts"] = json!([mount.clone()]),
-                }
-            }
-        }
-    }
-    if !added {
-        return pod;
-    }
-    let volume = json!({"name": SA_VOLUME, "projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}}]}});
-    match spec.get_mut("volumes").and_then(Value::as_array_mut) {
-        Some(volumes) => volumes.push(volume),
-        None => spec["volumes"] = json!([volume]),
-    }
-    pod
+    crate::render::as_created(&pod)
 }

@@ -17,16 +17,16 @@ fn main() -> ExitCode {
         Ok(invocation) => invocation,
         Err(CliError::Clap(e)) => {
             let _ = e.print();
-            // Go's flag package exits 1 on a usage error, 0 for -help.
+            // Help and version are successes; anything else clap reports is a usage error.
             return if e.use_stderr() {
-                ExitCode::from(1)
+                ExitCode::from(cli::EXIT_USAGE)
             } else {
                 ExitCode::SUCCESS
             };
         }
         Err(CliError::Settings(e)) => {
             eprintln!("{e}");
-            return ExitCode::from(1);
+            return ExitCode::from(cli::EXIT_USAGE);
         }
     };
     match invocation {
@@ -45,7 +45,14 @@ fn main() -> ExitCode {
             file,
             namespace,
             output,
-        } => run_render(&settings, file.as_deref(), namespace.as_deref(), output),
+            from_cluster,
+        } => run_render(
+            &settings,
+            file.as_deref(),
+            namespace.as_deref(),
+            output,
+            from_cluster,
+        ),
         Invocation::Lint {
             settings,
             files,
@@ -68,7 +75,7 @@ fn run_lint(
         let mut text = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut text) {
             eprintln!("<stdin>: cannot read: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(cli::EXIT_USAGE);
         }
         inputs.push(("<stdin>".to_owned(), text));
     }
@@ -77,7 +84,7 @@ fn run_lint(
             Ok(text) => inputs.push((path.clone(), text)),
             Err(e) => {
                 eprintln!("{path}: cannot read: {e}");
-                return ExitCode::from(2);
+                return ExitCode::from(cli::EXIT_USAGE);
             }
         }
     }
@@ -87,7 +94,7 @@ fn run_lint(
             Ok(report) => report,
             Err(e) => {
                 eprintln!("{e}");
-                return ExitCode::from(2);
+                return ExitCode::from(cli::EXIT_USAGE);
             }
         };
         checked += report.checked;
@@ -107,7 +114,7 @@ fn run_lint(
         plural(warnings, "warning")
     );
     if errors > 0 || (strict && warnings > 0) {
-        ExitCode::from(1)
+        ExitCode::from(cli::EXIT_FAILURE)
     } else {
         ExitCode::SUCCESS
     }
@@ -116,7 +123,7 @@ fn run_lint(
 fn serve(settings: vault_injector::settings::Settings) -> ExitCode {
     if let Err(e) = logging::init(settings.server.log_level, settings.server.log_json) {
         eprintln!("{e}");
-        return ExitCode::from(1);
+        return ExitCode::from(cli::EXIT_FAILURE);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -125,14 +132,18 @@ fn serve(settings: vault_injector::settings::Settings) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("Error starting runtime: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(cli::EXIT_FAILURE);
         }
     };
-    match runtime.block_on(server::serve(settings)) {
+    let served = runtime.block_on(server::serve(settings));
+    // Background work still running (a DNS lookup of the startup Vault check, a watch) must
+    // not hold the process after the server has stopped.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::from(1)
+            ExitCode::from(cli::EXIT_FAILURE)
         }
     }
 }
@@ -144,7 +155,7 @@ fn gen_certs(hosts: &[String], out_dir: &str, days: u32) -> ExitCode {
         Ok(certs) => certs,
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(1);
+            return ExitCode::from(cli::EXIT_FAILURE);
         }
     };
     let dir = std::path::Path::new(out_dir);
@@ -154,7 +165,7 @@ fn gen_certs(hosts: &[String], out_dir: &str, days: u32) -> ExitCode {
         .and_then(|()| write_private(&dir.join("tls.key"), &leaf.key_pem));
     if let Err(e) = written {
         eprintln!("{out_dir}: cannot write the certificates: {e}");
-        return ExitCode::from(1);
+        return ExitCode::from(cli::EXIT_FAILURE);
     }
     println!(
         "Wrote {out_dir}/ca.crt (CA, 10 years), {out_dir}/tls.crt and {out_dir}/tls.key (serving certificate for {}, {days} days)",
@@ -177,35 +188,43 @@ fn run_render(
     file: Option<&str>,
     namespace: Option<&str>,
     output: render::Output,
+    from_cluster: bool,
 ) -> ExitCode {
     let (input, source_name) = match file {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(text) => (text, path.to_owned()),
             Err(e) => {
                 eprintln!("{path}: cannot read: {e}");
-                return ExitCode::from(2);
+                return ExitCode::from(cli::EXIT_USAGE);
             }
         },
         None => {
             let mut text = String::new();
             if let Err(e) = std::io::stdin().read_to_string(&mut text) {
                 eprintln!("<stdin>: cannot read: {e}");
-                return ExitCode::from(2);
+                return ExitCode::from(cli::EXIT_USAGE);
             }
             (text, "<stdin>".to_owned())
         }
     };
-    match render::render(&input, &source_name, namespace, output, &settings.agent) {
+    match render::render(
+        &input,
+        &source_name,
+        namespace,
+        output,
+        from_cluster,
+        &settings.agent,
+    ) {
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::from(2)
+            ExitCode::from(cli::EXIT_USAGE)
         }
         Ok(rendered) => {
             print!("{}", rendered.stdout);
             match rendered.refusal {
                 Some(refusal) => {
                     eprintln!("{refusal}");
-                    ExitCode::from(1)
+                    ExitCode::from(cli::EXIT_FAILURE)
                 }
                 None => ExitCode::SUCCESS,
             }

@@ -164,7 +164,7 @@ impl Metrics {
                 .with_label_values(&[namespace, kind.label()])
                 .inc(),
             Outcome::Denied(_) => self.record_failure(namespace),
-            Outcome::Injected(None) | Outcome::Skipped => {}
+            Outcome::Injected(None) | Outcome::Skipped(_) => {}
         }
     }
 
@@ -297,7 +297,10 @@ mod tests {
     #[test]
     fn only_added_agents_count_as_injections_and_refusals_as_failures() {
         let metrics = Metrics::new().unwrap();
-        metrics.record_outcome("a", &Outcome::Skipped);
+        metrics.record_outcome(
+            "a",
+            &Outcome::Skipped(crate::annotations::SkipReason::NotAnnotated),
+        );
         metrics.record_outcome("a", &Outcome::Injected(None));
         metrics.record_outcome("a", &Outcome::Injected(Some(InjectionType::InitOnly)));
         metrics.record_outcome("a", &Outcome::Injected(Some(InjectionType::InitOnly)));
@@ -321,10 +324,38 @@ mod tests {
         assert_eq!(two.failures.with_label_values(&["x"]).get(), 0);
     }
 
+    /// The six `process_*` series Go's process collector gives upstream's dashboards (there is
+    /// no Go runtime here, so no `go_*`), with values that describe this process.
     #[cfg(target_os = "linux")]
     #[test]
-    fn process_metrics_are_served() {
+    fn the_six_process_metrics_of_upstream_are_served() {
         let metrics = Metrics::new().unwrap();
-        assert!(text(&metrics).contains("process_resident_memory_bytes"));
+        let text = text(&metrics);
+        let value = |name: &str| -> f64 {
+            let line = text
+                .lines()
+                .find(|l| l.split(' ').next() == Some(name))
+                .unwrap_or_else(|| panic!("missing {name} in\n{text}"));
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} has no TYPE"
+            );
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        let cpu = value("process_cpu_seconds_total");
+        let resident = value("process_resident_memory_bytes");
+        let virtual_memory = value("process_virtual_memory_bytes");
+        let open = value("process_open_fds");
+        let max = value("process_max_fds");
+        let started = value("process_start_time_seconds");
+        assert!(text.contains("# TYPE process_cpu_seconds_total counter"));
+        assert!(cpu >= 0.0);
+        assert!(resident > 0.0 && virtual_memory >= resident, "{text}");
+        assert!(open >= 3.0 && max >= open, "{text}");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(started <= now + 1.0 && started > now - 86_400.0, "{text}");
     }
 }

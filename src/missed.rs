@@ -137,7 +137,7 @@ pub async fn run(client: Client, counter: IntCounterVec) {
             }
             Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => pod,
             Err(e) => {
-                tracing::warn!(target: HANDLER, Error = %e, "pod watch failed; retrying");
+                tracing::warn!(target: HANDLER, Server = %crate::cluster::api_server(), Error = %e, "pod watch failed; retrying");
                 continue;
             }
         };
@@ -178,7 +178,7 @@ async fn report(client: &Client, pod: &Pod, instance: &str) {
             Ok(_) => return,
             Err(kube::Error::Api(s)) if s.code == 409 => return,
             Err(e) => {
-                tracing::warn!(target: HANDLER, Error = %e, pod = %name, "could not record the missed-injection event");
+                tracing::warn!(target: HANDLER, Server = %crate::cluster::api_server(), Error = %e, pod = %name, "could not record the missed-injection event");
                 tokio::time::sleep(Duration::from_secs(attempt)).await;
             }
         }

@@ -52,7 +52,7 @@ impl NamespaceCache {
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
                 if let Err(e) = event {
-                    tracing::warn!(target: HANDLER, Error = %e, "namespace watch failed; retrying");
+                    tracing::warn!(target: HANDLER, Server = %crate::cluster::api_server(), Error = %e, "namespace watch failed; retrying");
                 }
             }
         });

@@ -1,4 +1,4 @@
-//! OpenBao compatibility (beyond upstream, issue 8 item 4), pure.
+//! OpenBao compatibility (beyond upstream), pure.
 //!
 //! - `openbao.org/*` annotations mean what `vault.hashicorp.com/*` ones mean, as in the
 //!   openbao-k8s fork. When a pod has both spellings of one key, the `openbao.org/` one wins,
@@ -8,7 +8,9 @@
 //!   `openbao.org/agent-inject-status` (what openbao-k8s writes and reads); every other pod keeps
 //!   upstream's `vault.hashicorp.com/agent-inject-status`. Either spelling marks a pod injected.
 //! - [`agent_binary`] decides whether the agent containers run `vault` or `bao`
-//!   (`-agent-binary`); [`use_bao`] rewrites the agent containers' commands accordingly.
+//!   (`-agent-binary`). The choice is part of the agents' configuration: the containers are
+//!   built with it (`inject::patch_ops`), before any `agent-json-patch`, so a renamed agent
+//!   still runs the right CLI and arguments a user patch supplies are never rewritten.
 
 use std::collections::BTreeMap;
 
@@ -26,12 +28,23 @@ pub const INJECT: &str = "openbao.org/agent-inject";
 pub const STATUS: &str = "openbao.org/agent-inject-status";
 
 /// The CLI the agent containers run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AgentBinary {
     /// `vault` (upstream).
+    #[default]
     Vault,
     /// `bao` (OpenBao's CLI; its images have no `vault`).
     Bao,
+}
+
+impl AgentBinary {
+    /// The command name, as the agent containers' shell commands write it.
+    pub fn cli(self) -> &'static str {
+        match self {
+            Self::Vault => "vault",
+            Self::Bao => "bao",
+        }
+    }
 }
 
 /// The pod's annotations with every `openbao.org/<key>` also present as
@@ -88,65 +101,18 @@ pub fn agent_binary(setting: AgentBinarySetting, uses_openbao: bool, image: &str
     }
 }
 
-/// The agent containers' command words that name the CLI, and what they become with `bao`.
-const CLI_WORDS: [(&str, &str); 2] = [
-    ("&& vault agent -config=", "&& bao agent -config="),
-    ("/bin/vault token revoke ", "/bin/bao token revoke "),
-];
-
-/// Adapts the injection patch for OpenBao: the agent containers' shell command (and the
-/// preStop revocation) run `bao` when `binary` says so, and the status annotation is written
-/// as [`STATUS`] when `openbao_status`. A no-op for `(Vault, false)`.
-pub fn adapt(ops: &mut [Op], binary: AgentBinary, openbao_status: bool) {
-    if binary == AgentBinary::Bao {
-        for op in ops.iter_mut() {
-            use_bao(&mut op.value);
-        }
-    }
-    if openbao_status {
-        let vault_path = format!("/metadata/annotations/{}", escape_pointer(keys::STATUS));
-        for op in ops.iter_mut() {
-            if op.path == vault_path {
-                op.path = format!("/metadata/annotations/{}", escape_pointer(STATUS));
-            } else if op.path == "/metadata/annotations"
-                && let OpValue::Map(map) = &mut op.value
-                && let Some(status) = map.remove(keys::STATUS)
-            {
-                map.insert(STATUS.to_owned(), status);
-            }
-        }
-    }
-}
-
-/// Rewrites the CLI name in an agent container (or an array of them) added by the patch.
-fn use_bao(value: &mut OpValue) {
-    match value {
-        OpValue::Array(items) => items.iter_mut().for_each(use_bao),
-        OpValue::Container(container) => {
-            if container.name != "vault-agent" && container.name != "vault-agent-init" {
-                return;
-            }
-            if let Some(args) = &mut container.args {
-                args.iter_mut().for_each(rewrite_words);
-            }
-            if let Some(command) = container
-                .lifecycle
-                .as_mut()
-                .and_then(|l| l.pre_stop.as_mut())
-                .and_then(|p| p.exec.as_mut())
-                .and_then(|e| e.command.as_mut())
-            {
-                command.iter_mut().for_each(rewrite_words);
-            }
-        }
-        _ => {}
-    }
-}
-
-fn rewrite_words(s: &mut String) {
-    for (vault, bao) in CLI_WORDS {
-        if s.contains(vault) {
-            *s = s.replace(vault, bao);
+/// Writes the status annotation as [`STATUS`] (openbao-k8s's key) instead of upstream's, for
+/// pods that asked for injection with [`INJECT`].
+pub fn use_openbao_status(ops: &mut [Op]) {
+    let vault_path = format!("/metadata/annotations/{}", escape_pointer(keys::STATUS));
+    for op in ops.iter_mut() {
+        if op.path == vault_path {
+            op.path = format!("/metadata/annotations/{}", escape_pointer(STATUS));
+        } else if op.path == "/metadata/annotations"
+            && let OpValue::Map(map) = &mut op.value
+            && let Some(status) = map.remove(keys::STATUS)
+        {
+            map.insert(STATUS.to_owned(), status);
         }
     }
 }
@@ -227,76 +193,39 @@ mod tests {
     }
 
     #[test]
-    fn adapt_rewrites_agent_commands_and_the_status_key() {
-        use k8s_openapi::api::core::v1::{Container, ExecAction, Lifecycle, LifecycleHandler};
-
-        let container = |name: &str, args: &str, pre_stop: Option<&str>| {
-            OpValue::Container(Box::new(Container {
-                name: name.to_owned(),
-                args: Some(vec![args.to_owned()]),
-                lifecycle: pre_stop.map(|c| Lifecycle {
-                    pre_stop: Some(LifecycleHandler {
-                        exec: Some(ExecAction {
-                            command: Some(vec!["/bin/sh".into(), "-c".into(), c.to_owned()]),
-                        }),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }))
-        };
+    fn the_status_key_becomes_openbaos() {
         let op = |path: &str, value| Op {
             path: path.to_owned(),
             value,
         };
         let mut ops = vec![
             op(
-                "/spec/containers/-",
-                container(
-                    "vault-agent",
-                    "echo ${VAULT_CONFIG?} | base64 -d > /home/vault/config.json && vault agent -config=/home/vault/config.json",
-                    Some("/bin/sleep 5 && /bin/vault token revoke -address=x -self"),
-                ),
-            ),
-            op(
-                "/spec/containers/-",
-                container("app", "&& vault agent -config=x", None),
-            ),
-            op(
                 "/metadata/annotations/vault.hashicorp.com~1agent-inject-status",
                 OpValue::String("injected".to_owned()),
             ),
+            op("/spec/shareProcessNamespace", OpValue::Bool(true)),
         ];
-        let unchanged = ops.clone();
-        adapt(&mut ops, AgentBinary::Vault, false);
-        assert_eq!(ops, unchanged);
-
-        adapt(&mut ops, AgentBinary::Bao, true);
-        let ops = crate::patch::to_values(&ops);
-        let unchanged = crate::patch::to_values(&unchanged);
+        use_openbao_status(&mut ops);
         assert_eq!(
-            ops[0]["value"]["args"][0],
-            "echo ${VAULT_CONFIG?} | base64 -d > /home/vault/config.json && bao agent -config=/home/vault/config.json"
-        );
-        assert_eq!(
-            ops[0]["value"]["lifecycle"]["preStop"]["exec"]["command"][2],
-            "/bin/sleep 5 && /bin/bao token revoke -address=x -self"
-        );
-        assert_eq!(ops[1], unchanged[1], "only agent containers change");
-        assert_eq!(
-            ops[2]["path"],
+            ops[0].path,
             "/metadata/annotations/openbao.org~1agent-inject-status"
         );
+        assert_eq!(ops[1].path, "/spec/shareProcessNamespace");
 
         let mut ops = vec![op(
             "/metadata/annotations",
             OpValue::Map(map(&[(keys::STATUS, "injected")])),
         )];
-        adapt(&mut ops, AgentBinary::Vault, true);
+        use_openbao_status(&mut ops);
         assert_eq!(
             crate::patch::to_values(&ops)[0]["value"],
             json!({"openbao.org/agent-inject-status": "injected"})
         );
+    }
+
+    #[test]
+    fn the_cli_names_are_vault_and_bao() {
+        assert_eq!(AgentBinary::default().cli(), "vault");
+        assert_eq!(AgentBinary::Bao.cli(), "bao");
     }
 }

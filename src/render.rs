@@ -52,15 +52,25 @@ pub struct Rendered {
     pub refusal: Option<Refusal>,
 }
 
+/// Where the ServiceAccount admission plugin mounts the API token.
+pub const SA_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// The plugin names its volume `kube-api-access-` plus five random characters; offline the
+/// suffix is fixed, and made of characters the plugin never uses, so it is recognisable.
+pub const SA_VOLUME: &str = "kube-api-access-00000";
+
 /// Renders `input` (a Pod or an AdmissionReview, JSON or YAML).
 ///
-/// For a bare Pod the namespace is `namespace`, else the pod's own, else `default`; for a review
-/// it is the request's unless `namespace` overrides it.
+/// For a bare Pod the namespace is `namespace`, else the pod's own, else `default`, and the
+/// pod is first given what the API server adds before any webhook sees it ([`as_created`]),
+/// unless `from_cluster` says it was read from a cluster and already has it. A review's object
+/// is used as it is (the API server built it); its namespace is the request's unless
+/// `namespace` overrides it.
 pub fn render(
     input: &str,
     source_name: &str,
     namespace: Option<&str>,
     output: Output,
+    from_cluster: bool,
     defaults: &AgentDefaults,
 ) -> Result<Rendered, InputError> {
     let doc = parse_document(input, source_name)?;
@@ -87,7 +97,7 @@ pub fn render(
                         .map(str::to_owned)
                 })
                 .unwrap_or_else(|| "default".to_owned()),
-            object: doc,
+            object: if from_cluster { doc } else { as_created(&doc) },
         },
         Some(kind) => {
             return Err(shape(format!(
@@ -122,6 +132,91 @@ pub fn render(
     Ok(Rendered { stdout, refusal })
 }
 
+/// The pod as the webhook receives it at creation: what the ServiceAccount admission plugin
+/// adds first, unless the pod opts out with `automountServiceAccountToken: false` (a
+/// ServiceAccount that opts out cannot be seen offline). As the plugin does: every init
+/// container and container without a mount at [`SA_MOUNT_PATH`] gets one, read-only, of the
+/// pod's `kube-api-access-*` volume, which is added (projected: the token, the cluster CA, the
+/// namespace) when the pod has none; `serviceAccountName` defaults to `default`. Mirror pods and
+/// anything that is not an object with an object `spec` are left alone.
+pub fn as_created(pod: &Value) -> Value {
+    let mut pod = pod.clone();
+    let mirror = pod
+        .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+        .is_some();
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return pod;
+    };
+    if mirror {
+        return pod;
+    }
+    let name_missing = spec
+        .get("serviceAccountName")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    if name_missing {
+        spec.insert("serviceAccountName".to_owned(), json!("default"));
+    }
+    if spec.get("automountServiceAccountToken") == Some(&Value::Bool(false)) {
+        return pod;
+    }
+    let existing = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .and_then(|volumes| {
+            volumes.iter().find_map(|v| {
+                v.get("name")
+                    .and_then(Value::as_str)
+                    .filter(|n| n.starts_with("kube-api-access-"))
+                    .map(str::to_owned)
+            })
+        });
+    let volume_name = existing.clone().unwrap_or_else(|| SA_VOLUME.to_owned());
+    let mount = json!({"name": volume_name, "readOnly": true, "mountPath": SA_MOUNT_PATH});
+    let mut mounted = false;
+    for list in ["initContainers", "containers"] {
+        let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for c in containers.iter_mut().filter_map(Value::as_object_mut) {
+            let has_mount = c
+                .get("volumeMounts")
+                .and_then(Value::as_array)
+                .is_some_and(|m| m.iter().any(|m| m["mountPath"] == SA_MOUNT_PATH));
+            if has_mount {
+                continue;
+            }
+            mounted = true;
+            match c.get_mut("volumeMounts").and_then(Value::as_array_mut) {
+                Some(mounts) => mounts.push(mount.clone()),
+                None => {
+                    c.insert("volumeMounts".to_owned(), json!([mount.clone()]));
+                }
+            }
+        }
+    }
+    if mounted && existing.is_none() {
+        let volume = json!({
+            "name": volume_name,
+            "projected": {
+                "defaultMode": 420,
+                "sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+                ]
+            }
+        });
+        match spec.get_mut("volumes").and_then(Value::as_array_mut) {
+            Some(volumes) => volumes.push(volume),
+            None => {
+                spec.insert("volumes".to_owned(), json!([volume]));
+            }
+        }
+    }
+    pod
+}
+
 /// JSON when it looks like JSON (better error positions), YAML otherwise.
 fn parse_document(input: &str, source_name: &str) -> Result<Value, InputError> {
     let trimmed = input.trim_start();
@@ -143,5 +238,58 @@ fn parse_document(input: &str, source_name: &str) -> Result<Value, InputError> {
             format: "YAML",
             message: e.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_created_mounts_the_token_like_the_service_account_plugin() {
+        let pod = json!({"spec": {
+            "initContainers": [{"name": "i"}],
+            "containers": [
+                {"name": "a", "volumeMounts": [{"name": "x", "mountPath": "/x"}]},
+                {"name": "b", "volumeMounts": [{"name": "own", "mountPath": SA_MOUNT_PATH}]}
+            ],
+            "serviceAccountName": "app"
+        }});
+        let out = as_created(&pod);
+        let mount = json!({"name": SA_VOLUME, "readOnly": true, "mountPath": SA_MOUNT_PATH});
+        assert_eq!(
+            out["spec"]["initContainers"][0]["volumeMounts"],
+            json!([mount])
+        );
+        assert_eq!(out["spec"]["containers"][0]["volumeMounts"][1], mount);
+        assert_eq!(
+            out["spec"]["containers"][1]["volumeMounts"],
+            pod["spec"]["containers"][1]["volumeMounts"],
+            "an existing mount at the path is kept"
+        );
+        assert_eq!(out["spec"]["volumes"][0]["name"], SA_VOLUME);
+        assert_eq!(out["spec"]["serviceAccountName"], "app");
+        // Applied twice, nothing more is added.
+        assert_eq!(as_created(&out), out);
+
+        // An existing kube-api-access-* volume is reused, not duplicated.
+        let pod = json!({"spec": {
+            "containers": [{"name": "a"}],
+            "volumes": [{"name": "kube-api-access-abcde", "projected": {"sources": []}}]
+        }});
+        let out = as_created(&pod);
+        assert_eq!(out["spec"]["volumes"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            out["spec"]["containers"][0]["volumeMounts"][0]["name"],
+            "kube-api-access-abcde"
+        );
+
+        // Opted out: only the default service account name.
+        let pod =
+            json!({"spec": {"automountServiceAccountToken": false, "containers": [{"name": "a"}]}});
+        let out = as_created(&pod);
+        assert!(out["spec"]["containers"][0].get("volumeMounts").is_none());
+        assert!(out["spec"].get("volumes").is_none());
+        assert_eq!(out["spec"]["serviceAccountName"], "default");
     }
 }

@@ -103,7 +103,7 @@ pub enum ServeError {
     /// The listen address could not be bound.
     #[error("Error listening on {}: {source}", go_quote(.addr))]
     Bind {
-        /// The address as given to the OS (`:8080` already made `0.0.0.0:8080`).
+        /// The listen setting (`:8080`, `127.0.0.1:8443`, ...).
         addr: String,
         /// The OS error.
         #[source]
@@ -134,7 +134,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     source.first_certificate(&certs).await?;
 
     let telemetry_path = settings.server.telemetry_path.clone();
-    let addr = bind_address(&settings.server.listen);
+    let listen = settings.server.listen.clone();
+    let vault_address = settings.agent.vault_address.clone();
     let watchers = (
         settings.server.namespace_defaults,
         settings.server.missed_injection_watcher,
@@ -143,15 +144,11 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let server = Server::new(settings, certs)?;
     start_watchers(&server, watchers.0, watchers.1).await?;
     let signal = shutdown_signal()?;
-    let listener = TcpListener::bind(&addr)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind { addr, source })?;
+    let listener = bind(&listen).await?;
+    let local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: listen.clone(),
+        source,
+    })?;
 
     if !telemetry_path.is_empty() {
         say(&format!(
@@ -161,6 +158,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     }
     // The bound address rather than the setting, so `127.0.0.1:0` tells the caller the port.
     say(&format!("Listening on {}...", go_quote(&local.to_string())));
+    tokio::spawn(check_vault_address(vault_address));
     // A fatal certificate error (the leader lock could not be taken) shuts down like a signal,
     // then makes the process fail.
     let (fatal_tx, mut fatal_rx) = tokio::sync::oneshot::channel();
@@ -178,6 +176,49 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         Ok(e) => Err(e.into()),
         Err(_) => Ok(()),
     }
+}
+
+/// How long the startup check of the Vault address waits for a connection.
+const VAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Logs the Vault address the agents are given, and warns when the injector cannot connect
+/// to it. The injector itself never talks to Vault, so a wrong address would otherwise show
+/// only in the agents' logs, pod by pod; from the injector's namespace an address that does not
+/// resolve or answer is usually wrong for the pods too. Only a warning: a NetworkPolicy may let
+/// the agents through and not the injector.
+async fn check_vault_address(address: String) {
+    tracing::info!(target: HANDLER, Address = %address, "Agents will reach Vault at this address");
+    let Some((host, port)) = url_host_port(&address) else {
+        tracing::warn!(target: HANDLER, Address = %address, "The Vault address is not an http or https URL with a host; the agents cannot use it");
+        return;
+    };
+    let connect = TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(VAULT_CHECK_TIMEOUT, connect).await {
+        Ok(Ok(_)) => {
+            tracing::debug!(target: HANDLER, Address = %address, "The Vault address is reachable from the injector");
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(target: HANDLER, Address = %address, Error = %e, "The Vault address is not reachable from the injector (the agents may still reach it)");
+        }
+        Err(_) => {
+            tracing::warn!(target: HANDLER, Address = %address, Error = %format!("no connection within {VAULT_CHECK_TIMEOUT:?}"), "The Vault address is not reachable from the injector (the agents may still reach it)");
+        }
+    }
+}
+
+/// The host and port an `http`/`https` URL connects to (the scheme's port when none is given).
+pub fn url_host_port(url: &str) -> Option<(String, u16)> {
+    let uri: hyper::Uri = url.parse().ok()?;
+    let default_port = match uri.scheme_str()? {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.to_owned(), uri.port_u16().unwrap_or(default_port)))
 }
 
 /// Starts the opt-in watches (not upstream): the Namespace cache of `-namespace-defaults`
@@ -218,14 +259,65 @@ pub async fn run(
     Server::new(settings, certs)?.run(listener, shutdown).await
 }
 
-/// The address to bind for a Go-style listen setting: an empty host (`:8080`) means every IPv4
-/// interface. Anything else (`127.0.0.1:0`, `[::]:8080`, `localhost:8080`) is used as given.
-pub fn bind_address(listen: &str) -> String {
-    if listen.starts_with(':') {
-        format!("0.0.0.0{listen}")
-    } else {
-        listen.to_owned()
+/// Binds a Go-style listen setting.
+///
+/// - An empty host (`:8080`, the chart's and the default setting) listens on every interface,
+///   IPv4 and IPv6, as Go's listener does: one IPv6 socket on `[::]` with `IPV6_V6ONLY` off,
+///   so IPv4 clients arrive as IPv4-mapped addresses whatever the host's `bindv6only` default.
+///   A host without IPv6 gets an IPv4 listener on `0.0.0.0` instead, with a log line.
+/// - `[::]:P` is dual-stack in the same way (but does not fall back: IPv6 was asked for).
+/// - Anything else is used as given: `0.0.0.0:P` is IPv4 only, `[::1]:P` IPv6 only, a host
+///   name is resolved and the first address that binds is used.
+pub async fn bind(listen: &str) -> Result<TcpListener, ServeError> {
+    let failed = |addr: &str, source: io::Error| ServeError::Bind {
+        addr: addr.to_owned(),
+        source,
+    };
+    let wildcard = |port: u16| SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+    if let Some(port) = listen.strip_prefix(':') {
+        let port: u16 = port.parse().map_err(|_| {
+            failed(
+                listen,
+                io::Error::new(io::ErrorKind::InvalidInput, "invalid port"),
+            )
+        })?;
+        return match dual_stack(wildcard(port)) {
+            Ok(listener) => Ok(listener),
+            // Another process has the port: IPv4 would fail the same way, and saying
+            // "no IPv6" would hide the cause.
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(failed(listen, e)),
+            Err(e) => {
+                tracing::warn!(
+                    target: HANDLER,
+                    Error = %e,
+                    "IPv6 is not available on this host; listening on IPv4 only (0.0.0.0:{port})"
+                );
+                let v4 = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port));
+                TcpListener::bind(v4).await.map_err(|e| failed(listen, e))
+            }
+        };
     }
+    if let Ok(addr) = listen.parse::<SocketAddr>()
+        && addr.ip() == std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    {
+        return dual_stack(addr).map_err(|e| failed(listen, e));
+    }
+    TcpListener::bind(listen)
+        .await
+        .map_err(|e| failed(listen, e))
+}
+
+/// A listening IPv6 socket on `addr` that also accepts IPv4 (`IPV6_V6ONLY` off), with
+/// `SO_REUSEADDR` and the backlog tokio's own `bind` uses.
+fn dual_stack(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// A configured server, ready to run on a listener.
@@ -607,11 +699,7 @@ async fn mutate(ctx: &Ctx, req: Request<Incoming>) -> Response<ReplyBody> {
         Ok(reviewed) => {
             ctx.metrics
                 .record_outcome(&reviewed.namespace, &reviewed.outcome);
-            if let Outcome::Denied(reason) = &reviewed.outcome {
-                // The refusal is the message the API server shows the user; the core writes it
-                // naming annotations, never quoting template contents, so it is safe to log.
-                tracing::warn!(target: HANDLER, Namespace = %reviewed.namespace, Reason = %reason, "Pod refused");
-            }
+            log_decision(&reviewed);
             let mut body = ReplyBody::new(reviewed.body);
             if !head {
                 body = body.count_failure_if_undelivered(ctx.metrics.clone(), reviewed.namespace);
@@ -631,6 +719,31 @@ async fn mutate(ctx: &Ctx, req: Request<Incoming>) -> Response<ReplyBody> {
             };
             tracing::error!(target: HANDLER, Error = kind, Code = u64::from(status.as_u16()), "error on request");
             text_reply(status, &e.to_string())
+        }
+    }
+}
+
+/// The review's decision: refusals at warn, the others at debug, each with the namespace and
+/// the pod. Only names, the injection type and reasons are logged: a refusal is the message
+/// the API server shows the user, which the core writes naming annotations and values, never
+/// quoting template contents; a skip reason is one of a few fixed sentences.
+fn log_decision(reviewed: &admission::Reviewed) {
+    let pod = if reviewed.pod_name.is_empty() {
+        "<unnamed>"
+    } else {
+        reviewed.pod_name.as_str()
+    };
+    let namespace = reviewed.namespace.as_str();
+    match &reviewed.outcome {
+        Outcome::Denied(reason) => {
+            tracing::warn!(target: HANDLER, Namespace = %namespace, Pod = %pod, Reason = %reason, "Pod refused");
+        }
+        Outcome::Skipped(reason) => {
+            tracing::debug!(target: HANDLER, Namespace = %namespace, Pod = %pod, Reason = %reason, "Not injecting");
+        }
+        Outcome::Injected(kind) => {
+            let kind = kind.map_or("volumes only", |k| k.label());
+            tracing::debug!(target: HANDLER, Namespace = %namespace, Pod = %pod, InjectionType = kind, "Injected");
         }
     }
 }
@@ -967,11 +1080,85 @@ mod tests {
 
     use super::*;
 
+    /// Whether this host can listen on IPv6 loopback at all (some CI sandboxes cannot).
+    fn host_has_ipv6() -> bool {
+        std::net::TcpListener::bind("[::1]:0").is_ok()
+    }
+
+    /// A port nothing listens on at the time of the call.
+    fn free_port() -> u16 {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    }
+
+    async fn connects(addr: &str) -> bool {
+        tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    #[tokio::test]
+    async fn an_empty_host_accepts_ipv4_and_ipv6_like_go() {
+        let port = free_port();
+        let listener = bind(&format!(":{port}")).await.unwrap();
+        let accept = tokio::spawn(async move {
+            for _ in 0..2 {
+                let _ = listener.accept().await.unwrap();
+            }
+        });
+        assert!(connects(&format!("127.0.0.1:{port}")).await);
+        if host_has_ipv6() {
+            assert!(connects(&format!("[::1]:{port}")).await);
+        } else {
+            assert!(connects(&format!("127.0.0.1:{port}")).await);
+        }
+        accept.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn explicit_addresses_keep_to_their_own_stack() {
+        let v4 = bind("0.0.0.0:0").await.unwrap();
+        let port = v4.local_addr().unwrap().port();
+        assert!(v4.local_addr().unwrap().is_ipv4());
+        assert!(connects(&format!("127.0.0.1:{port}")).await);
+        if host_has_ipv6() {
+            assert!(!connects(&format!("[::1]:{port}")).await);
+            let v6 = bind("[::1]:0").await.unwrap();
+            let port = v6.local_addr().unwrap().port();
+            assert!(connects(&format!("[::1]:{port}")).await);
+            assert!(!connects(&format!("127.0.0.1:{port}")).await);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_is_reported_with_the_setting() {
+        let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let listen = format!(":{}", taken.local_addr().unwrap().port());
+        let err = bind(&listen).await.unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("Error listening on \"{listen}\": ")),
+            "{err}"
+        );
+        let err = bind(":notaport").await.unwrap_err().to_string();
+        assert!(err.contains("invalid port"), "{err}");
+    }
+
     #[test]
-    fn empty_host_listens_on_every_ipv4_interface() {
-        assert_eq!(bind_address(":8080"), "0.0.0.0:8080");
-        assert_eq!(bind_address("127.0.0.1:0"), "127.0.0.1:0");
-        assert_eq!(bind_address("[::]:8080"), "[::]:8080");
+    fn vault_urls_give_the_host_and_port_to_check() {
+        let hp = |u: &str| url_host_port(u).map(|(h, p)| format!("{h} {p}"));
+        assert_eq!(
+            hp("https://vault.vault.svc:8200").as_deref(),
+            Some("vault.vault.svc 8200")
+        );
+        assert_eq!(hp("http://vault").as_deref(), Some("vault 80"));
+        assert_eq!(
+            hp("https://vault.example.com/").as_deref(),
+            Some("vault.example.com 443")
+        );
+        assert_eq!(hp("https://[::1]:8200").as_deref(), Some("::1 8200"));
+        assert_eq!(hp("vault:8200"), None);
+        assert_eq!(hp(""), None);
+        assert_eq!(hp("ftp://vault"), None);
     }
 
     #[tokio::test]

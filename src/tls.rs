@@ -376,7 +376,7 @@ fn start_fs_watcher(files: &CertFiles, wake: Arc<Notify>) -> Option<notify::Reco
     ) {
         Ok(w) => w,
         Err(e) => {
-            tracing::warn!(target: CERT_WATCHER, Error = %e, "could not watch the certificate files; polling only");
+            tracing::warn!(target: CERT_WATCHER, Cert = %files.cert.display(), Key = %files.key.display(), Error = %e, "could not watch the certificate files; polling only");
             return None;
         }
     };
@@ -463,7 +463,7 @@ impl Reloader {
                 // Log each distinct problem once, not on every poll while it lasts.
                 let text = e.to_string();
                 if self.last_error.as_deref() != Some(text.as_str()) {
-                    tracing::warn!(target: CERT_WATCHER, Error = %text, "error loading next cert; keeping the current one");
+                    tracing::warn!(target: CERT_WATCHER, Cert = %self.files.cert.display(), Key = %self.files.key.display(), Error = %text, "error loading next cert; keeping the current one");
                     self.last_error = Some(text);
                 }
             }

@@ -43,8 +43,29 @@ fn secret_paths(s: &Secret) -> Vec<&str> {
     paths
 }
 
-/// Warnings for an injected pod, in a fixed order.
-pub fn for_request(r: &AgentRequest) -> Vec<String> {
+/// Whether the injected pod's containers share one process namespace: the
+/// `agent-share-process-namespace` annotation where the injector applies it (with the init
+/// container or native sidecar), else the pod's own `spec.shareProcessNamespace`.
+pub fn shares_process_namespace(pod_spec_value: Option<bool>, r: &AgentRequest) -> bool {
+    match r.share_process_namespace {
+        Some(share) if r.pre_populate || r.native_sidecar => share,
+        _ => pod_spec_value == Some(true),
+    }
+}
+
+/// Whether a shell command signals processes (`kill`, `pkill`, `killall`, by path or not).
+/// Template commands run in the agent's container: without a shared process namespace the only
+/// processes there are the agent's own (`kill -HUP 1` signals the agent itself).
+fn signals_a_process(command: &str) -> bool {
+    command
+        .split(|c: char| c.is_whitespace() || ";&|()`$'\"".contains(c))
+        .map(|word| word.rsplit('/').next().unwrap_or(word))
+        .any(|word| matches!(word, "kill" | "pkill" | "killall"))
+}
+
+/// Warnings for an injected pod, in a fixed order. `shares_processes` is
+/// [`shares_process_namespace`].
+pub fn for_request(r: &AgentRequest, shares_processes: bool) -> Vec<String> {
     let mut out = Vec::new();
     let dynamic: Vec<&Secret> = r
         .secrets
@@ -59,13 +80,25 @@ pub fn for_request(r: &AgentRequest) -> Vec<String> {
             quoted(&dynamic[0].name)
         ));
     }
-    if has_sidecar && r.share_process_namespace != Some(true) {
+    // Sharing the process namespace reloads nothing by itself: without a command the app is
+    // never told.
+    if has_sidecar {
         for s in dynamic.iter().filter(|s| s.command.is_empty()) {
             out.push(format!(
                 "{}-{}: dynamic secret {} rotates with no command to signal the app; it must re-read the file and recycle pooled connections before the lease expires",
                 keys::COMMAND,
                 s.raw_name,
                 quoted(&s.name)
+            ));
+        }
+    }
+    if !shares_processes {
+        for s in r.secrets.iter().filter(|s| signals_a_process(&s.command)) {
+            out.push(format!(
+                "{}-{}: the command signals a process, but the agent's container sees only its own (PID 1 is the agent); set {}: \"true\"",
+                keys::COMMAND,
+                s.raw_name,
+                keys::SHARE_PROCESS_NAMESPACE
             ));
         }
     }
@@ -121,6 +154,29 @@ mod tests {
             "kv/data/creds",
         ] {
             assert!(!is_dynamic_path(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn commands_that_signal_processes_are_recognised() {
+        for yes in [
+            "kill -HUP 1",
+            "/bin/kill -s HUP 1",
+            "pkill -HUP nginx",
+            "killall -USR1 app",
+            "touch /tmp/x && kill -HUP $(cat /run/app.pid)",
+            "sh -c 'kill -1 1'",
+        ] {
+            assert!(signals_a_process(yes), "{yes}");
+        }
+        for no in [
+            "",
+            "touch /tmp/reload",
+            "curl -X POST localhost:8080/-/reload",
+            "skill.sh",
+            "killer",
+        ] {
+            assert!(!signals_a_process(no), "{no}");
         }
     }
 

@@ -167,7 +167,7 @@ async fn keep(
                 Some(Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone)) => {}
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => {
-                    tracing::debug!(target: HANDLER, Error = %e, "watching the MutatingWebhookConfiguration");
+                    tracing::debug!(target: HANDLER, Server = %crate::cluster::api_server(), Error = %e, "watching the MutatingWebhookConfiguration");
                     continue;
                 }
                 None => return,
@@ -190,7 +190,7 @@ async fn keep(
             }
             Err(e) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(target: HANDLER, Webhook = %name, Error = %e, Retry = ?delay, "could not update the caBundle; trying again");
+                tracing::warn!(target: HANDLER, Webhook = %name, Server = %crate::cluster::api_server(), Error = %e, Retry = ?delay, "could not update the caBundle; trying again");
                 next.as_mut().reset(tokio::time::Instant::now() + delay);
             }
         }

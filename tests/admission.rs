@@ -75,7 +75,10 @@ fn skipped_pods_get_allowed_without_a_patch() {
         out["response"],
         json!({"uid": "0c9a8d74-9cb7-44dd-b98e-09fd62def2f4", "allowed": true})
     );
-    assert_eq!(outcome, Outcome::Skipped);
+    assert_eq!(
+        outcome,
+        Outcome::Skipped(vault_injector::annotations::SkipReason::NotAnnotated)
+    );
 }
 
 #[test]

@@ -352,6 +352,180 @@ fn a_json_patch_that_breaks_the_container_type_is_refused() {
     assert!(msg.contains("agent-json-patch"), "{msg}");
 }
 
+/// The env names of the sidecar upstream builds for `pod()` (the last is `VAULT_CONFIG`).
+fn sidecar_env(out: &support::Injected) -> Vec<String> {
+    env_names(out.container("vault-agent"))
+}
+
+#[test]
+fn json_patch_negative_indexes_count_from_the_end_as_in_upstreams_library() {
+    let base = sidecar_env(&inject(&pod().build()).unwrap());
+    let patched =
+        |patch: &str| sidecar_env(&inject(&pod().ann("agent-json-patch", patch).build()).unwrap());
+    // `remove /env/-1`: upstream removes the sidecar's last env entry.
+    assert_eq!(
+        patched(r#"[{"op":"remove","path":"/env/-1"}]"#),
+        base[..base.len() - 1]
+    );
+    // add at -1 appends (the array one longer), at -2 inserts before the last.
+    let x = r#""value":{"name":"X","value":"x"}"#;
+    let mut appended = base.clone();
+    appended.push("X".into());
+    assert_eq!(
+        patched(&format!(r#"[{{"op":"add","path":"/env/-1",{x}}}]"#)),
+        appended
+    );
+    let mut before_last = base.clone();
+    before_last.insert(base.len() - 1, "X".into());
+    assert_eq!(
+        patched(&format!(r#"[{{"op":"add","path":"/env/-2",{x}}}]"#)),
+        before_last
+    );
+    // replace, test, copy and move, and negative indexes inside a path.
+    let mut renamed = base.clone();
+    *renamed.last_mut().unwrap() = "R".into();
+    assert_eq!(
+        patched(
+            r#"[{"op":"test","path":"/env/-1/name","value":"VAULT_CONFIG"},{"op":"replace","path":"/env/-1/name","value":"R"}]"#
+        ),
+        renamed
+    );
+    let mut copied = base.clone();
+    copied.insert(0, base[base.len() - 1].clone());
+    assert_eq!(
+        patched(r#"[{"op":"copy","from":"/env/-1","path":"/env/0"}]"#),
+        copied
+    );
+    let mut moved = base.clone();
+    let last = moved.pop().unwrap();
+    moved.insert(0, last);
+    assert_eq!(
+        patched(r#"[{"op":"move","from":"/env/-1","path":"/env/0"}]"#),
+        moved
+    );
+    // Too far back is the library's error.
+    assert_eq!(
+        refusal(
+            &pod()
+                .ann(
+                    "agent-json-patch",
+                    r#"[{"op":"remove","path":"/env/-100"}]"#
+                )
+                .build()
+        ),
+        "error creating patch for agent: failed to apply JSON patch: error in remove for path: '/env/-100': Unable to access invalid index: -100: invalid index referenced"
+    );
+}
+
+#[test]
+fn json_patch_replace_of_a_missing_member_adds_it_as_in_upstreams_library() {
+    let out = inject(
+        &pod()
+            .ann(
+                "agent-json-patch",
+                r#"[{"op":"replace","path":"/imagePullPolicy","value":"Always"}]"#,
+            )
+            .build(),
+    )
+    .unwrap();
+    assert_eq!(out.container("vault-agent")["imagePullPolicy"], "Always");
+}
+
+#[test]
+fn a_json_patch_that_writes_a_bad_quantity_is_refused_as_upstream_refuses_it() {
+    // Upstream's own prefix and apimachinery's text, plus where and which annotation.
+    assert_eq!(
+        refusal(
+            &pod()
+                .ann(
+                    "agent-init-json-patch",
+                    r#"[{"op":"replace","path":"/resources/limits/cpu","value":"lots"}]"#,
+                )
+                .build()
+        ),
+        "error creating patch for agent: quantities must match the regular expression \
+         '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' (resources.limits.cpu: \"lots\", after \
+         applying annotation vault.hashicorp.com/agent-init-json-patch)"
+    );
+    let msg = refusal(
+        &pod()
+            .ann(
+                "agent-json-patch",
+                r#"[{"op":"add","path":"/resources/requests/memory","value":"1K"}]"#,
+            )
+            .build(),
+    );
+    assert!(
+        msg.starts_with("error creating patch for agent: unable to parse quantity's suffix (resources.requests.memory: \"1K\""),
+        "{msg}"
+    );
+}
+
+#[test]
+fn quantities_are_canonical_before_and_after_the_json_patch() {
+    // With agent-limits-cpu 0.5 upstream's container already holds 500m.
+    let cpu_half = pod().ann("agent-limits-cpu", "0.5");
+    let out = inject(
+        &cpu_half
+            .clone()
+            .ann(
+                "agent-json-patch",
+                r#"[{"op":"test","path":"/resources/limits/cpu","value":"500m"}]"#,
+            )
+            .build(),
+    )
+    .unwrap();
+    assert_eq!(
+        out.container("vault-agent")["resources"]["limits"]["cpu"],
+        "500m"
+    );
+    assert_eq!(
+        out.container("vault-agent-init")["resources"]["limits"]["cpu"],
+        "500m"
+    );
+    let msg = refusal(
+        &cpu_half
+            .ann(
+                "agent-json-patch",
+                r#"[{"op":"test","path":"/resources/limits/cpu","value":"0.5"}]"#,
+            )
+            .build(),
+    );
+    assert_eq!(
+        msg,
+        "error creating patch for agent: failed to apply JSON patch: testing value /resources/limits/cpu failed: test failed"
+    );
+    // A copy of agent-limits-cpu 1000m copies "1".
+    let out = inject(
+        &pod()
+            .ann("agent-limits-cpu", "1000m")
+            .ann(
+                "agent-json-patch",
+                r#"[{"op":"copy","from":"/resources/limits/cpu","path":"/resources/requests/cpu"}]"#,
+            )
+            .build(),
+    )
+    .unwrap();
+    assert_eq!(
+        out.container("vault-agent")["resources"]["requests"]["cpu"],
+        "1"
+    );
+    // Values the patch writes are written canonically too, whatever their JSON type.
+    let out = inject(
+        &pod()
+            .ann(
+                "agent-json-patch",
+                r#"[{"op":"replace","path":"/resources/limits/memory","value":"1024Mi"},{"op":"replace","path":"/resources/requests/cpu","value":" 2 "},{"op":"add","path":"/resources/limits/ephemeral-storage","value":1000}]"#,
+            )
+            .build(),
+    )
+    .unwrap();
+    let resources = &out.container("vault-agent")["resources"];
+    assert_eq!(resources["limits"]["memory"], "1Gi");
+    assert_eq!(resources["requests"]["cpu"], "2");
+    assert_eq!(resources["limits"]["ephemeral-storage"], "1k");
+}
+
 #[test]
 fn json_patch_can_target_the_always_present_sidecar_lifecycle() {
     let out = inject(
@@ -926,6 +1100,42 @@ fn init_first_puts_the_agent_first_and_keeps_user_init_containers_intact() {
     );
     let out = inject(&pod().ann("agent-init-first", "true").build()).unwrap();
     assert_eq!(out.init_names(), ["vault-agent-init"]);
+}
+
+/// A deliberate difference: upstream also gives an init agent renamed by
+/// `agent-init-json-patch` the user init containers' `/vault/secrets` mount when
+/// `agent-init-first` is set, so the agent has that mount path twice and the API server refuses
+/// the pod. Here the injected agent keeps its one mount, renamed or not.
+#[test]
+fn init_first_with_a_renamed_init_agent_mounts_the_secrets_once() {
+    for with_user_init in [false, true] {
+        let mut p = pod().ann("agent-init-first", "true").ann(
+            "agent-init-json-patch",
+            r#"[{"op":"replace","path":"/name","value":"secrets-first"}]"#,
+        );
+        if with_user_init {
+            p = p.init_container("setup");
+        }
+        let out = inject(&p.build()).unwrap();
+        let agent = out.container("secrets-first");
+        let paths: Vec<&str> = agent["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mountPath"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            paths.iter().filter(|p| **p == "/vault/secrets").count(),
+            1,
+            "{paths:?}"
+        );
+        let unique: std::collections::BTreeSet<_> = paths.iter().collect();
+        assert_eq!(unique.len(), paths.len(), "mount paths repeat: {paths:?}");
+        assert_eq!(out.init_names()[0], "secrets-first");
+        if with_user_init {
+            assert!(mount_names(out.container("setup")).contains(&"vault-secrets".to_owned()));
+        }
+    }
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Beyond upstream (issue 8 items 4 and 5) through the admission core: OpenBao annotations and
+//! Beyond upstream through the admission core: OpenBao annotations and
 //! the `-agent-binary` setting, and per-namespace defaults with their cache states.
 #![allow(clippy::unwrap_used)]
 
@@ -9,12 +9,13 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use support::*;
 use vault_injector::admission::{self, Mutation, NamespaceDefaults};
+use vault_injector::annotations::SkipReason;
 use vault_injector::settings::AgentBinarySetting;
 
 fn ops(m: Mutation) -> Vec<Value> {
     match m {
         Mutation::Inject { ops, .. } => vault_injector::patch::to_values(&ops),
-        Mutation::Skip => panic!("not injected"),
+        Mutation::Skip(reason) => panic!("not injected: {reason}"),
     }
 }
 
@@ -89,8 +90,86 @@ fn an_openbao_image_runs_bao_only_when_asked_or_for_openbao_pods() {
     );
     assert_eq!(
         admission::mutate(&out, "apps", &d).unwrap(),
-        Mutation::Skip,
+        Mutation::Skip(SkipReason::AlreadyInjected),
         "injected once"
+    );
+}
+
+/// An OpenBao pod (openbao.org annotations, OpenBao image) with the given extra annotations.
+fn openbao_pod(extra: &[(&str, &str)]) -> Value {
+    let mut annotations = json!({
+        "openbao.org/agent-inject": "true",
+        "openbao.org/role": "r",
+        "openbao.org/agent-image": "openbao/openbao:2.4.1",
+        "openbao.org/agent-revoke-on-shutdown": "true"
+    });
+    for (k, v) in extra {
+        annotations[*k] = json!(v);
+    }
+    json!({"metadata": {"annotations": annotations}, "spec": pod().build()["spec"].clone()})
+}
+
+#[test]
+fn a_renamed_openbao_agent_still_runs_bao() {
+    let bao_pod = openbao_pod(&[
+        (
+            "openbao.org/agent-json-patch",
+            r#"[{"op":"replace","path":"/name","value":"bao-agent"}]"#,
+        ),
+        (
+            "openbao.org/agent-init-json-patch",
+            r#"[{"op":"replace","path":"/name","value":"bao-agent-init"}]"#,
+        ),
+    ]);
+    let out = mutated(
+        &bao_pod,
+        &ops(admission::mutate(&bao_pod, "apps", &defaults()).unwrap()),
+    );
+    for name in ["bao-agent", "bao-agent-init"] {
+        let c = find_container(&out, name).unwrap();
+        let arg = c["args"][0].as_str().unwrap();
+        assert!(
+            arg.ends_with("&& bao agent -config=/home/vault/config.json"),
+            "{name}: {arg}"
+        );
+    }
+    let pre_stop =
+        &find_container(&out, "bao-agent").unwrap()["lifecycle"]["preStop"]["exec"]["command"][2];
+    assert!(
+        pre_stop
+            .as_str()
+            .unwrap()
+            .contains("&& /bin/bao token revoke "),
+        "{pre_stop}"
+    );
+}
+
+#[test]
+fn args_a_json_patch_supplies_are_never_rewritten() {
+    let own = "echo ${VAULT_CONFIG?} | base64 -d > /tmp/c.json && vault agent -config=/tmp/c.json";
+    let bao_pod = openbao_pod(&[(
+        "openbao.org/agent-json-patch",
+        &format!(
+            r#"[{{"op":"replace","path":"/args","value":[{}]}},{{"op":"replace","path":"/lifecycle/preStop/exec/command/2","value":"/bin/vault token revoke -self"}}]"#,
+            json!(own)
+        ),
+    )]);
+    let out = mutated(
+        &bao_pod,
+        &ops(admission::mutate(&bao_pod, "apps", &defaults()).unwrap()),
+    );
+    let sidecar = find_container(&out, "vault-agent").unwrap();
+    assert_eq!(sidecar["args"], json!([own]));
+    assert_eq!(
+        sidecar["lifecycle"]["preStop"]["exec"]["command"][2],
+        "/bin/vault token revoke -self"
+    );
+    // The init container, which the patch did not touch, runs bao.
+    assert!(
+        find_container(&out, "vault-agent-init").unwrap()["args"][0]
+            .as_str()
+            .unwrap()
+            .contains("&& bao agent -config=")
     );
 }
 
@@ -105,7 +184,7 @@ fn a_pod_injected_by_openbao_k8s_is_not_injected_again() {
     });
     assert_eq!(
         admission::mutate(&p, "apps", &defaults()).unwrap(),
-        Mutation::Skip
+        Mutation::Skip(SkipReason::AlreadyInjected)
     );
 }
 
@@ -148,7 +227,7 @@ fn namespace_defaults_never_opt_a_pod_in() {
     let lookup = with_ns(&[("vault.hashicorp.com/agent-inject", "true")]);
     assert_eq!(
         admission::mutate_with(&p, "apps", &defaults(), &lookup).unwrap(),
-        Mutation::Skip
+        Mutation::Skip(SkipReason::NotAnnotated)
     );
 }
 
@@ -171,7 +250,7 @@ fn an_unsynced_cache_refuses_injections_but_not_other_pods() {
             NamespaceDefaults::NotSynced
         })
         .unwrap(),
-        Mutation::Skip
+        Mutation::Skip(SkipReason::NotAnnotated)
     );
 }
 

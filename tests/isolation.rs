@@ -1235,19 +1235,16 @@ fn check_shell(pod: &Value) -> Result<(), TestCaseError> {
 /// The agents' `args`: constants, whatever the annotations.
 fn allowed_agent_args() -> BTreeSet<String> {
     let mut set = BTreeSet::new();
-    for n in 1..=64 {
-        set.insert(container_arg(n));
+    for cli in ["vault", "bao"] {
+        for n in 1..=64 {
+            set.insert(container_arg(n, cli));
+        }
+        for file in ["config-init.hcl", "config.hcl"] {
+            set.insert(format!(
+                "touch /home/vault/.vault-token && {cli} agent -config=/vault/configs/{file}"
+            ));
+        }
     }
-    for file in ["config-init.hcl", "config.hcl"] {
-        set.insert(format!(
-            "touch /home/vault/.vault-token && vault agent -config=/vault/configs/{file}"
-        ));
-    }
-    let bao: Vec<String> = set
-        .iter()
-        .map(|a| a.replace("&& vault agent -config=", "&& bao agent -config="))
-        .collect();
-    set.extend(bao);
     set
 }
 

@@ -60,10 +60,13 @@ fn warnings_cover_the_dynamic_secret_failure_modes() {
     assert_eq!(w.len(), 2, "{w:#?}");
     assert!(w[0].starts_with("vault.hashicorp.com/agent-inject-command-db: "));
     assert!(w[1].starts_with("vault.hashicorp.com/agent-cache-enable: "));
+    // Sharing the process namespace reloads nothing by itself: the command is still missing.
     let w = warn(&format!(
         "{dynamic}    vault.hashicorp.com/agent-share-process-namespace: \"true\"\n    vault.hashicorp.com/agent-cache-enable: \"true\"\n"
     ));
-    assert!(w.is_empty(), "{w:#?}");
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(w[0].starts_with("vault.hashicorp.com/agent-inject-command-db: "));
+    assert!(w[0].contains("no command to signal the app"));
     // one agent only (native sidecar): no init-versus-sidecar lease warning
     let w = warn(&format!(
         "{dynamic}    vault.hashicorp.com/agent-native-sidecar: \"true\"\n"
@@ -126,4 +129,104 @@ fn lint_command_exits_by_severity() {
         "warnings fail with --strict: {}",
         String::from_utf8_lossy(&strict.stdout)
     );
+}
+
+/// The findings of one Pod with these extra annotation lines and spec lines.
+fn pod_findings(annotations: &str, spec: &str) -> Vec<String> {
+    let doc = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    vault.hashicorp.com/agent-inject: \"true\"\n    vault.hashicorp.com/role: r\n    vault.hashicorp.com/agent-inject-secret-kv: secret/data/app\n{annotations}spec:\n{spec}  containers: [{{name: app, image: x}}]\n"
+    );
+    lint(&doc, "p.yaml", None, &support::defaults())
+        .unwrap()
+        .findings
+        .into_iter()
+        .map(|f| f.message)
+        .collect()
+}
+
+#[test]
+fn a_command_that_signals_a_pid_needs_a_shared_process_namespace() {
+    let kill = "    vault.hashicorp.com/agent-inject-command-kv: kill -HUP 1\n";
+    let w = pod_findings(kill, "");
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(
+        w[0].starts_with(
+            "vault.hashicorp.com/agent-inject-command-kv: the command signals a process"
+        ),
+        "{}",
+        w[0]
+    );
+    assert!(w[0].contains("vault.hashicorp.com/agent-share-process-namespace"));
+    // Shared by the annotation, or by the pod itself: nothing to say.
+    let shared = "    vault.hashicorp.com/agent-share-process-namespace: \"true\"\n";
+    assert!(pod_findings(&format!("{kill}{shared}"), "").is_empty());
+    assert!(pod_findings(kill, "  shareProcessNamespace: true\n").is_empty());
+    // The annotation is applied with the init container only: sidecar-only pods do not share.
+    let sidecar_only = "    vault.hashicorp.com/agent-pre-populate: \"false\"\n";
+    assert_eq!(
+        pod_findings(&format!("{kill}{shared}{sidecar_only}"), "").len(),
+        1
+    );
+    // pkill and killall find nothing of the app either; other commands are fine.
+    assert_eq!(
+        pod_findings(
+            "    vault.hashicorp.com/agent-inject-command-kv: pkill -HUP app\n",
+            ""
+        )
+        .len(),
+        1
+    );
+    assert!(
+        pod_findings(
+            "    vault.hashicorp.com/agent-inject-command-kv: touch /tmp/reload\n",
+            ""
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn jobs_and_cronjobs_with_a_classic_sidecar_are_warned() {
+    let workload = |kind: &str, extra: &str| -> Vec<String> {
+        let template = format!(
+            "    template:\n      metadata:\n        annotations:\n          vault.hashicorp.com/agent-inject: \"true\"\n          vault.hashicorp.com/role: r\n          vault.hashicorp.com/agent-inject-secret-kv: secret/data/app\n{extra}      spec:\n        restartPolicy: Never\n        containers: [{{name: app, image: x}}]\n"
+        );
+        let doc = match kind {
+            "CronJob" => format!(
+                "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: w\nspec:\n  schedule: \"@daily\"\n  jobTemplate:\n    spec:\n{}",
+                template.replace("\n    ", "\n        ").replacen(
+                    "    template",
+                    "      template",
+                    1
+                )
+            ),
+            _ => format!(
+                "apiVersion: batch/v1\nkind: {kind}\nmetadata:\n  name: w\nspec:\n{template}"
+            ),
+        };
+        let report = lint(&doc, "w.yaml", None, &support::defaults()).unwrap();
+        assert_eq!(report.checked, 1, "{kind}: {doc}");
+        report.findings.into_iter().map(|f| f.message).collect()
+    };
+    for kind in ["Job", "CronJob"] {
+        let w = workload(kind, "");
+        assert_eq!(w.len(), 1, "{kind}: {w:#?}");
+        assert!(
+            w[0].starts_with("vault.hashicorp.com/agent-pre-populate-only: the vault-agent sidecar never exits, so the Job never completes"),
+            "{}",
+            w[0]
+        );
+        assert!(w[0].contains("vault.hashicorp.com/agent-native-sidecar"));
+        // Renamed, it is still a sidecar.
+        let renamed = "          vault.hashicorp.com/agent-json-patch: '[{\"op\":\"replace\",\"path\":\"/name\",\"value\":\"x\"}]'\n";
+        assert_eq!(workload(kind, renamed).len(), 1, "{kind}");
+        for fix in [
+            "          vault.hashicorp.com/agent-pre-populate-only: \"true\"\n",
+            "          vault.hashicorp.com/agent-native-sidecar: \"true\"\n",
+        ] {
+            let w = workload(kind, fix);
+            assert!(w.is_empty(), "{kind} {fix}: {w:#?}");
+        }
+    }
+    assert!(workload("Deployment", "").is_empty());
 }

@@ -35,6 +35,9 @@ const CA_CANARY: &str = "CANARYCABYTESd41e0b77";
 const BEARER_CANARY: &str = "CANARY-BEARER-TOKEN-2c9d";
 const USERINFO_CANARY: &str = "CANARY-USERINFO-TOKEN-8e1f";
 const ENV_TOKEN_CANARY: &str = "CANARY-ENV-VAULT-TOKEN-a07c";
+/// The injector's own setting, logged at startup on purpose: not a secret, though the patch
+/// (`VAULT_ADDR`, the preStop `-address=`) holds it too.
+const VAULT_ADDRESS: &str = "https://vault.vault.svc:8200";
 
 #[test]
 fn no_secret_reaches_the_serve_logs() {
@@ -85,6 +88,154 @@ fn no_secret_reaches_the_serve_logs() {
         );
         leaks.check(&log, &format!("serve, {format} format"));
     }
+}
+
+#[test]
+fn each_review_is_logged_at_debug_with_namespace_pod_and_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        "standard",
+        &[("AGENT_INJECT_LOG_LEVEL", "debug")],
+    );
+    let mut plain = refusable_pod();
+    plain["metadata"]["annotations"] = json!({});
+    plain["metadata"]["name"] = json!("plain-pod");
+    let mut injected = refusable_pod();
+    injected["metadata"]["annotations"] = json!({
+        "vault.hashicorp.com/agent-inject": "true",
+        "vault.hashicorp.com/role": "app",
+        "vault.hashicorp.com/agent-inject-template-x": format!("{{{{ {TEMPLATE_CANARY} }}}}"),
+    });
+    injected["metadata"].as_object_mut().unwrap().remove("name");
+    injected["metadata"]["generateName"] = json!("web-5d8f7-");
+    let mut refused = refusable_pod();
+    refused["metadata"]["name"] = json!("refused-pod");
+    for pod in [&plain, &injected, &refused] {
+        server.post(&review(pod));
+    }
+    let log = server.stop();
+    let line = |message: &str, pod: &str| {
+        log.lines()
+            .find(|l| l.contains(message) && l.contains(&format!("Pod={pod}")))
+            .unwrap_or_else(|| panic!("no {message:?} line for {pod} in:\n{log}"))
+            .to_owned()
+    };
+    let skipped = line("Not injecting", "plain-pod");
+    assert!(
+        skipped.contains("[DEBUG]") && skipped.contains("Namespace=apps"),
+        "{skipped}"
+    );
+    assert!(
+        skipped.contains("no vault.hashicorp.com/agent-inject annotation"),
+        "{skipped}"
+    );
+    let done = line("Injected", "web-5d8f7-");
+    assert!(
+        done.contains("[DEBUG]") && done.contains("InjectionType=init_and_sidecar"),
+        "{done}"
+    );
+    let no = line("Pod refused", "refused-pod");
+    assert!(
+        no.contains("[WARN]") && no.contains("Namespace=apps"),
+        "{no}"
+    );
+    Leaks::default().check(&log, "decision logs");
+}
+
+#[test]
+fn an_unreachable_vault_address_is_logged_with_the_address() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("http://127.0.0.1:{closed}");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        "standard",
+        &[("AGENT_INJECT_VAULT_ADDR", &address)],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&server.log)
+        .unwrap()
+        .contains("not reachable")
+    {
+        assert!(Instant::now() < deadline, "no reachability warning");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.stop();
+    let line = log
+        .lines()
+        .find(|l| l.contains("The Vault address is not reachable from the injector"))
+        .unwrap();
+    assert!(line.contains("[WARN]") && line.contains(&address), "{line}");
+    assert!(
+        log.contains("Agents will reach Vault at this address"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_unreachable_api_server_is_logged_with_its_address() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{closed}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: not-a-secret\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n"
+        ),
+    )
+    .unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log_path = dir.path().join("serve.log");
+    let file = std::fs::File::create(&log_path).unwrap();
+    // Auto-TLS: the caBundle keeper talks to the API server from the start.
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("AGENT_INJECT_VAULT_ADDR", "http://127.0.0.1:8200")
+        .env("AGENT_INJECT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("AGENT_INJECT_TLS_AUTO", "vault-agent-injector-cfg")
+        .env("AGENT_INJECT_TLS_AUTO_HOSTS", "127.0.0.1")
+        .env("KUBECONFIG", &kubeconfig)
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let server = format!("https://127.0.0.1:{closed}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        if log.contains("could not update the caBundle") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let line = log
+        .lines()
+        .find(|l| l.contains("could not update the caBundle"))
+        .unwrap_or_else(|| panic!("no caBundle warning in:\n{log}"));
+    assert!(line.contains(&server), "{line}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("Using the Kubernetes API server") && l.contains(&server)),
+        "{log}"
+    );
 }
 
 #[test]
@@ -160,6 +311,7 @@ impl Leaks {
                 continue;
             }
             for line in log.lines() {
+                let line = line.replace(VAULT_ADDRESS, "<the Vault address>");
                 // Windows every 16 bytes: any logged run of 48 bytes of the value is caught.
                 for start in (0..=bytes.len() - 32).step_by(16) {
                     let window = &value[start..start + 32];
@@ -312,7 +464,7 @@ fn server_env(format: &str) -> Vec<(String, String)> {
         "A".repeat(44)
     );
     [
-        ("AGENT_INJECT_VAULT_ADDR", "https://vault.vault.svc:8200"),
+        ("AGENT_INJECT_VAULT_ADDR", VAULT_ADDRESS),
         ("AGENT_INJECT_LOG_LEVEL", "trace"),
         ("AGENT_INJECT_LOG_FORMAT", format),
         ("AGENT_INJECT_VAULT_CACERT_BYTES", &ca),
@@ -331,6 +483,11 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, format: &str) -> Self {
+        Self::start_with(dir, format, &[])
+    }
+
+    /// [`Server::start`] with more (or overriding) environment variables.
+    fn start_with(dir: &Path, format: &str, extra: &[(&str, &str)]) -> Self {
         let certs = dir.join("certs");
         let out = Command::new(BIN)
             .args(["gen-certs", "--hosts", "127.0.0.1", "--out-dir"])
@@ -349,6 +506,7 @@ impl Server {
             .arg("serve")
             .env_clear()
             .envs(server_env(format))
+            .envs(extra.iter().copied())
             .env("AGENT_INJECT_LISTEN", format!("127.0.0.1:{port}"))
             .env("AGENT_INJECT_TLS_CERT_FILE", certs.join("tls.crt"))
             .env("AGENT_INJECT_TLS_KEY_FILE", certs.join("tls.key"))

@@ -272,7 +272,10 @@ proptest! {
             let unique: BTreeSet<_> = all_containers.iter().collect();
             prop_assert_eq!(unique.len(), all_containers.len());
             // A second injection is a no-op.
-            prop_assert_eq!(admission::mutate(&mutated, "apps", &defaults), Ok(Mutation::Skip));
+            prop_assert_eq!(
+                admission::mutate(&mutated, "apps", &defaults),
+                Ok(Mutation::Skip(vault_injector::annotations::SkipReason::AlreadyInjected))
+            );
         } else {
             prop_assert_eq!(mutated, pod);
         }

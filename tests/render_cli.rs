@@ -153,8 +153,9 @@ fn render_honours_the_same_settings_as_serve() {
     let sidecar = &pod["spec"]["containers"][1];
     assert_eq!(sidecar["image"], "my/vault:9");
     assert_eq!(sidecar["resources"]["limits"]["cpu"], "2");
+    // Without an address: upstream's startup message, as a usage error.
     let out = run(&["render"], &example(), &[]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
         "No Vault service configured"
@@ -162,15 +163,70 @@ fn render_honours_the_same_settings_as_serve() {
 }
 
 #[test]
-fn version_and_help_exit_0_and_unknown_flags_exit_1() {
+fn version_and_help_exit_0_and_usage_errors_exit_2_for_every_subcommand() {
     let out = run(&["version"], "", &[]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("vault-injector v"));
-    assert_eq!(run(&["serve", "--help"], "", &[]).status.code(), Some(0));
-    let out = run(&["serve", "-bogus=1"], "", &[ADDR]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unexpected argument '--bogus'"), "{err}");
+    for sub in [
+        "serve",
+        "agent-inject",
+        "render",
+        "lint",
+        "gen-certs",
+        "version",
+    ] {
+        let out = run(&[sub, "--help"], "", &[]);
+        assert_eq!(out.status.code(), Some(0), "{sub} --help");
+        let out = run(&[sub, "-bogus=1"], "", &[ADDR]);
+        assert_eq!(out.status.code(), Some(2), "{sub} -bogus=1");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("unexpected argument '--bogus'"),
+            "{sub}: {err}"
+        );
+    }
+    // Settings that fail validation, a missing required flag, a surplus argument.
+    for args in [
+        &["serve", "-log-level=loud"][..],
+        &["render", "-f", "x.yaml", "-default-template=xml"],
+        &["lint", "-log-level=loud"],
+        &["gen-certs"],
+        &["render", "a.yaml", "b.yaml"],
+    ] {
+        let out = run(args, "", &[ADDR]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // render needs a Vault address, as upstream's serve does.
+    let out = run(&["render"], &example(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No Vault service configured"));
+}
+
+#[test]
+fn lint_needs_no_vault_address_and_reads_flags_after_its_files() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pod.yaml");
+    let out = run(&["lint", example], "", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["lint", example, "--strict"], "", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "--strict after the file is a flag"
+    );
+    let help = run(&["lint", "--help"], "", &[]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("[FILE]..."));
+    let help = run(&["render", "--help"], "", &[]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("[FILE]"));
 }
 
 #[test]
@@ -213,4 +269,66 @@ fn gen_certs_writes_a_ca_and_a_serving_pair_that_loads() {
     vault_injector::tls::CertFiles::new(out_dir.join("tls.crt"), out_dir.join("tls.key"))
         .load()
         .unwrap();
+}
+
+/// A pod as users write it: no token volume, no mounts.
+const BARE_POD: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: bare
+  annotations:
+    vault.hashicorp.com/agent-inject: \"true\"
+    vault.hashicorp.com/role: app
+spec:
+  initContainers:
+    - name: setup
+      image: example/setup:1
+  containers:
+    - name: app
+      image: example/app:1
+";
+
+#[test]
+fn render_adds_the_token_volume_the_api_server_adds_before_the_webhook() {
+    let out = run(&["render"], BARE_POD, &[ADDR]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pod: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let volume = &pod["spec"]["volumes"][0];
+    assert_eq!(volume["name"], "kube-api-access-00000");
+    assert_eq!(
+        volume["projected"]["sources"][0]["serviceAccountToken"]["path"],
+        "token"
+    );
+    assert_eq!(pod["spec"]["serviceAccountName"], "default");
+    let sa_mount = |c: &Value| {
+        c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount")
+    };
+    for list in ["initContainers", "containers"] {
+        for c in pod["spec"][list].as_array().unwrap() {
+            assert!(sa_mount(c), "{list} {}", c["name"]);
+        }
+    }
+
+    // Read from a cluster, the pod is taken as it is: here it has no token mount to log in with.
+    let out = run(&["render", "--from-cluster"], BARE_POD, &[ADDR]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("failed to find service account volume mount"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A pod that opts out of the token gets none, as in a cluster.
+    let opted_out = BARE_POD.replace("spec:\n", "spec:\n  automountServiceAccountToken: false\n");
+    let out = run(&["render"], &opted_out, &[ADDR]);
+    assert_eq!(out.status.code(), Some(1));
 }

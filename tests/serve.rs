@@ -248,7 +248,18 @@ async fn metrics_are_served_on_the_telemetry_path_and_http_errors_touch_no_count
         "# TYPE vault_agent_injector_request_processing_duration_seconds histogram",
         "vault_agent_injector_request_processing_duration_ms_count 1",
         "vault_agent_injector_request_queue_length 0",
+    ] {
+        assert!(text.contains(name), "missing {name:?} in\n{text}");
+    }
+    // Go's process collector's series, which dashboards built for upstream scrape.
+    #[cfg(target_os = "linux")]
+    for name in [
+        "process_cpu_seconds_total",
         "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
     ] {
         assert!(text.contains(name), "missing {name:?} in\n{text}");
     }

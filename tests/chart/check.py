@@ -77,6 +77,47 @@ def insert_after(env, after, items):
 ELECTOR_ENV = [("AGENT_INJECT_USE_LEADER_ELECTOR", "true"), ("NAMESPACE", FIELD("metadata.namespace"))]
 
 
+# vault-helm's server ServiceAccount and its auth-delegator binding, which vault-helm also
+# creates for an external Vault (server.serviceAccount.*, server.authDelegator.enabled).
+SERVER_LABELS = {"app.kubernetes.io/name": "vault", "app.kubernetes.io/instance": "vault",
+                 "app.kubernetes.io/managed-by": "Helm", "helm.sh/chart": "vault-injector-0.1.0"}
+SERVER_KINDS = {("ServiceAccount", "vault"), ("ClusterRoleBinding", "vault-server-binding")}
+
+
+def is_server_object(key, o):
+    return o["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "vault"
+
+
+def server_account(objs, sa="vault", created=True, bound=True, secret=False, annotations=None, extra_labels=None):
+    """The server account objects, exactly: which exist, their names, labels, binding and Secret."""
+    want = set()
+    if created:
+        want.add(("ServiceAccount", sa))
+    if bound:
+        want.add(("ClusterRoleBinding", "vault-server-binding"))
+    if secret:
+        want.add(("Secret", f"{sa}-token"))
+    got = {key for key, o in objs.items() if is_server_object(key, o)}
+    eq(sorted(got), sorted(want), "server account objects")
+    for key in got:
+        o = objs[key]
+        labels = dict(SERVER_LABELS, **(extra_labels or {})) if key[0] == "ServiceAccount" else SERVER_LABELS
+        eq(o["metadata"].get("labels"), labels, f"{key} labels")
+        if key[0] != "ClusterRoleBinding":
+            eq(o["metadata"].get("namespace"), NS, f"{key} namespace")
+    if created:
+        eq(objs[("ServiceAccount", sa)]["metadata"].get("annotations"), annotations, "server ServiceAccount annotations")
+    if bound:
+        crb = objs[("ClusterRoleBinding", "vault-server-binding")]
+        eq(crb.get("roleRef"), {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                "name": "system:auth-delegator"}, "server binding roleRef")
+        eq(crb.get("subjects"), [{"kind": "ServiceAccount", "name": sa, "namespace": NS}], "server binding subjects")
+    if secret:
+        s = objs[("Secret", f"{sa}-token")]
+        eq(s.get("type"), "kubernetes.io/service-account-token", "token Secret type")
+        eq(s["metadata"].get("annotations"), {"kubernetes.io/service-account.name": sa}, "token Secret annotations")
+
+
 def load(path):
     with open(path) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
@@ -112,13 +153,16 @@ def common(objs, elector, lease=False, port=8080, watchers=False):
     for key in want:
         check(key in objs, f"missing {key}")
     for key, o in objs.items():
+        if is_server_object(key, o):
+            continue
         for k, v in LABELS.items():
             eq(o["metadata"].get("labels", {}).get(k), v, f"{key} label {k}")
         if key[0] not in ("ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"):
             eq(o["metadata"].get("namespace"), NS, f"{key} namespace")
     if not elector:
         for k in ("Role", "RoleBinding", "Secret"):
-            check(not any(kind == k for kind, _ in objs), f"unexpected {k} without the elector")
+            check(not any(key[0] == k and not is_server_object(key, o) for key, o in objs.items()),
+                  f"unexpected {k} without the elector")
 
     cr = objs.get(("ClusterRole", f"{P}-clusterrole"), {})
     eq(cr.get("rules"), [MWC_RULE] + ([NODES_RULE] if elector else []) + (WATCHER_RULES if watchers else []),
@@ -217,6 +261,27 @@ def stock_defaults_checks(objs, openshift=False, image="vault-injector:0.1.0", *
 
 def case_defaults(objs, _):
     stock_defaults_checks(objs)
+    server_account(objs)
+
+
+def case_server_account(objs, _):
+    # An external-Vault values file that names the account, annotates and labels it and asks
+    # for its token Secret: vault-helm's objects, names and subjects.
+    common(objs, elector=False)
+    server_account(objs, sa="vault-auth", secret=True,
+                   annotations={"example.com/role": "token-reviewer", "example.com/release": "vault"},
+                   extra_labels={"team": "platform"})
+
+
+def case_no_server_account(objs, _):
+    common(objs, elector=False)
+    server_account(objs, created=False, bound=False)
+
+
+def case_existing_account(objs, _):
+    # Not created, but named: only the binding, to that account.
+    common(objs, elector=False)
+    server_account(objs, sa="reviewer", created=False)
 
 
 def case_vault_helm(objs, defaults):
@@ -348,7 +413,13 @@ def case_old_kube(objs, _):
 
 
 def case_disabled(objs, _):
-    eq(sorted(objs), [], "injector.enabled=false renders nothing")
+    # As in vault-helm, the server account does not depend on the injector.
+    eq(sorted(objs), sorted(SERVER_KINDS), "injector.enabled=false renders only the server account")
+    server_account(objs)
+
+
+def case_global_disabled(objs, _):
+    eq(sorted(objs), [], "global.enabled=false renders nothing")
 
 
 CASES = {
@@ -361,6 +432,10 @@ CASES = {
     "everything": case_everything,
     "kube-1.27": case_old_kube,
     "disabled": case_disabled,
+    "global-disabled": case_global_disabled,
+    "server-account": case_server_account,
+    "no-server-account": case_no_server_account,
+    "existing-account": case_existing_account,
 }
 
 

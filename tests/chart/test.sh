@@ -46,6 +46,10 @@ CASES=(
   "everything|-f $VALUES/everything.yaml"
   "kube-1.27|--kube-version 1.27.0"
   "disabled|--set injector.enabled=false"
+  "global-disabled|--set global.enabled=false"
+  "server-account|-f $VALUES/server-account.yaml"
+  "no-server-account|--set server.serviceAccount.create=false"
+  "existing-account|--set server.serviceAccount.create=false --set server.serviceAccount.name=reviewer"
 )
 
 passed=0

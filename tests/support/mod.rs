@@ -199,7 +199,7 @@ pub fn inject(pod: &Value) -> Result<Injected, Refusal> {
 /// Runs the core with given defaults in namespace `apps`.
 pub fn inject_with(pod: &Value, defaults: &AgentDefaults) -> Result<Injected, Refusal> {
     match admission::mutate(pod, "apps", defaults)? {
-        Mutation::Skip => panic!("expected an injection, the pod was skipped"),
+        Mutation::Skip(reason) => panic!("expected an injection, the pod was skipped: {reason}"),
         m @ Mutation::Inject { .. } => {
             let pod = admission::mutated_object(pod, &m).expect("patch applies");
             let Mutation::Inject { ops, .. } = m else {
@@ -229,6 +229,6 @@ pub fn refusal(pod: &Value) -> String {
 pub fn skipped(pod: &Value) -> bool {
     matches!(
         admission::mutate(pod, "apps", &defaults()),
-        Ok(Mutation::Skip)
+        Ok(Mutation::Skip(_))
     )
 }

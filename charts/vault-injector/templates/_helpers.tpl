@@ -100,3 +100,62 @@ YAML. Call with (dict "v" VALUE "ctx" $).
 {{- printf "%s:%s" .Values.injector.image.repository (toString (.Values.injector.image.tag | default .Chart.AppVersion)) -}}
 {{- end -}}
 
+
+{{/*
+The account vault-helm creates for an external Vault's TokenReviews, under vault-helm's
+conditions (so an in-place upgrade from vault-helm keeps it and its binding): "true" when the
+ServiceAccount is created (serviceAccount.create, and server.enabled or global.enabled true).
+*/}}
+{{- define "vi.serverServiceAccount" -}}
+{{- if and (eq (toString .Values.server.serviceAccount.create) "true") (or (eq (toString .Values.server.enabled) "true") (eq (toString .Values.global.enabled) "true")) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the account's non-expiring token Secret is created (create and createSecret). */}}
+{{- define "vi.serverServiceAccountSecret" -}}
+{{- if and (eq (toString .Values.server.serviceAccount.create) "true") (eq (toString .Values.server.serviceAccount.createSecret) "true") -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+"true" when the account is bound to system:auth-delegator: authDelegator.enabled, an account
+(created, or named), and server.enabled or global.enabled true.
+*/}}
+{{- define "vi.serverAuthDelegator" -}}
+{{- if and (eq (toString .Values.server.authDelegator.enabled) "true") (or (eq (toString .Values.server.serviceAccount.create) "true") (ne (toString .Values.server.serviceAccount.name) "")) (or (eq (toString .Values.server.enabled) "true") (eq (toString .Values.global.enabled) "true")) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+The account's name, as vault-helm names it: `name`, else `<fullname>` when created, else
+"default". Keeps vault-helm's template name, which values files may call.
+*/}}
+{{- define "vault.serviceAccount.name" -}}
+{{- if .Values.server.serviceAccount.create -}}
+{{- .Values.server.serviceAccount.name | default (include "vault.fullname" .) -}}
+{{- else -}}
+{{- .Values.server.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+vault-helm's dev mode (a server of this release in dev mode, no external address), where
+vault-helm leaves the account's annotations out.
+*/}}
+{{- define "vi.serverDevMode" -}}
+{{- $server := or (eq (toString .Values.server.enabled) "true") (and (eq (toString .Values.server.enabled) "-") (eq (toString .Values.global.enabled) "true")) -}}
+{{- if and $server (not .Values.global.externalVaultAddr) (not .Values.injector.externalVaultAddr) (eq (toString (dig "dev" "enabled" false .Values.server)) "true") -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The labels vault-helm puts on the server account's objects. */}}
+{{- define "vi.serverLabels" -}}
+helm.sh/chart: {{ include "vault.chart" . }}
+app.kubernetes.io/name: {{ include "vault.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}

@@ -81,7 +81,8 @@ async fn w1_dynamic_secret_failure_modes_are_shown_by_kubectl_and_do_not_block()
         pod_summary(&p)
     );
 
-    // The same secret with a command and the cache: no warning at all.
+    // The same secret with a command (which signals the app, so the pod shares its process
+    // namespace) and the cache: no warning at all.
     let careful = manifest(
         "careful",
         json!({
@@ -89,6 +90,7 @@ async fn w1_dynamic_secret_failure_modes_are_shown_by_kubectl_and_do_not_block()
             "vault.hashicorp.com/role": "web",
             "vault.hashicorp.com/agent-inject-secret-db": "database/creds/web",
             "vault.hashicorp.com/agent-inject-command-db": "pkill -HUP app",
+            "vault.hashicorp.com/agent-share-process-namespace": "true",
             "vault.hashicorp.com/agent-cache-enable": "true",
         }),
     );
