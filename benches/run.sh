@@ -23,7 +23,7 @@ PORT=${PORT:-18443}
 BASELINE_PORT=${BASELINE_PORT:-18444}
 CORE_TIME=${CORE_TIME:-5}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-VAULT_ADDR_FLAG=-vault-address=https://vault.vault.svc:8200
+VAULT_ADDR_FLAG=-vault-address=https://127.0.0.1:8200
 
 say() { printf '%s\n' "$*" >&2; }
 

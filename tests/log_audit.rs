@@ -37,7 +37,7 @@ const USERINFO_CANARY: &str = "CANARY-USERINFO-TOKEN-8e1f";
 const ENV_TOKEN_CANARY: &str = "CANARY-ENV-VAULT-TOKEN-a07c";
 /// The injector's own setting, logged at startup on purpose: not a secret, though the patch
 /// (`VAULT_ADDR`, the preStop `-address=`) holds it too.
-const VAULT_ADDRESS: &str = "https://vault.vault.svc:8200";
+const VAULT_ADDRESS: &str = "https://127.0.0.1:18200";
 
 #[test]
 fn no_secret_reaches_the_serve_logs() {
