@@ -63,6 +63,9 @@ pub struct Limits {
     pub http2_idle_timeout: Duration,
     /// How long a shutdown waits for requests in flight before closing their connections.
     pub shutdown_grace: Duration,
+    /// How long a SIGTERM'd server keeps serving before it stops accepting (`-shutdown-delay`;
+    /// see [`Server::start_draining`]).
+    pub shutdown_delay: Duration,
     /// Most `/mutate` requests handled at once (from reading the body to the reply); beyond it
     /// the server answers 503 at once rather than queueing past the API server's timeout.
     pub max_in_flight: usize,
@@ -83,6 +86,7 @@ impl Default for Limits {
             // Below the API server's 90 s idle-connection reuse; it reconnects transparently.
             http2_idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            shutdown_delay: Duration::ZERO,
             max_in_flight: DEFAULT_MAX_REQUESTS_IN_FLIGHT,
             // 16 bodies at the size limit, or thousands of real ones (a large pod's review is
             // about 22 kB).
@@ -144,6 +148,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let server = Server::new(settings, certs)?;
     start_watchers(&server, watchers.0, watchers.1).await?;
     let signal = shutdown_signal()?;
+    let shutdown_delay = server.ctx.limits.shutdown_delay;
     let listener = bind(&listen).await?;
     let local = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: listen.clone(),
@@ -162,9 +167,16 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     // A fatal certificate error (the leader lock could not be taken) shuts down like a signal,
     // then makes the process fail.
     let (fatal_tx, mut fatal_rx) = tokio::sync::oneshot::channel();
+    let draining = server.clone();
     let shutdown = async move {
         tokio::select! {
-            () = signal => {}
+            () = signal => {
+                draining.start_draining();
+                if !shutdown_delay.is_zero() {
+                    tracing::info!(target: HANDLER, Delay = ?shutdown_delay, "Shutting down: serving on while the Service stops routing here");
+                    tokio::time::sleep(shutdown_delay).await;
+                }
+            }
             e = source.failed() => {
                 tracing::error!(target: HANDLER, Error = %e, "Shutting down due to error");
                 let _ = fatal_tx.send(e);
@@ -326,6 +338,20 @@ pub struct Server {
     ctx: Arc<Ctx>,
 }
 
+impl Server {
+    /// The first part of a shutdown: from now on `/health/ready` reports not ready, while every
+    /// request is still served. `serve` keeps it so for `-shutdown-delay` after SIGTERM: a pod
+    /// being deleted leaves its Service's endpoints at about the time it gets SIGTERM, but the
+    /// API server routes webhook calls by what it last saw of them, and a replica that stopped
+    /// accepting at once would refuse the calls still on their way, which a `failurePolicy:
+    /// Fail` webhook turns into refused pods.
+    pub fn start_draining(&self) {
+        self.ctx
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
@@ -335,6 +361,8 @@ impl std::fmt::Debug for Server {
 }
 
 struct Ctx {
+    /// Set at SIGTERM: `/health/ready` answers 503 while requests are still served.
+    draining: std::sync::atomic::AtomicBool,
     agent: AgentDefaults,
     /// `-namespace-defaults` (not upstream): set once at start when the feature is on.
     namespaces: std::sync::OnceLock<crate::namespaces::NamespaceCache>,
@@ -356,6 +384,7 @@ impl Server {
     pub fn new(settings: Settings, certs: CertStore) -> Result<Self, ServeError> {
         let limits = Limits {
             max_in_flight: settings.server.max_requests_in_flight,
+            shutdown_delay: settings.server.shutdown_delay,
             ..Limits::default()
         };
         Self::with_limits(settings, certs, limits)
@@ -391,6 +420,7 @@ impl Server {
         let server = &settings.server;
         Ok(Self {
             ctx: Arc::new(Ctx {
+                draining: std::sync::atomic::AtomicBool::new(false),
                 telemetry_path: (!server.telemetry_path.is_empty())
                     .then(|| server.telemetry_path.clone()),
                 agent: settings.agent,
@@ -846,9 +876,11 @@ impl BodyBudget<'_> {
     }
 }
 
-/// `/health/ready`: 204 once a certificate is loaded.
+/// `/health/ready`: 204 once a certificate is loaded, until the server starts shutting down.
 fn ready(ctx: &Ctx) -> Response<ReplyBody> {
-    if ctx.certs.is_loaded() {
+    if ctx.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        text_reply(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if ctx.certs.is_loaded() {
         let mut resp = Response::new(ReplyBody::empty());
         *resp.status_mut() = StatusCode::NO_CONTENT;
         resp

@@ -128,6 +128,7 @@ pub const SETTINGS: &[Setting] = &[
     s("native-sidecar", "AGENT_INJECT_NATIVE_SIDECAR", "false", Kind::Bool, "Inject the agent as a native sidecar (Kubernetes 1.29+: an init container with restartPolicy Always), not upstream"),
     s("seccomp-runtime-default", "AGENT_INJECT_SECCOMP_RUNTIME_DEFAULT", "false", Kind::Bool, "Give the agent containers seccompProfile RuntimeDefault (restricted Pod Security), not upstream"),
     s("max-requests-in-flight", "AGENT_INJECT_MAX_REQUESTS_IN_FLIGHT", DEFAULT_MAX_REQUESTS_IN_FLIGHT_STR, Kind::Int, "Most /mutate requests handled at once; beyond it the webhook answers 503 at once (not upstream)"),
+    s("shutdown-delay", "AGENT_INJECT_SHUTDOWN_DELAY", "5s", Kind::Duration, "After SIGTERM, keep serving (and report not ready) this long before shutting down, while the Service stops routing here (not upstream)"),
 ];
 
 /// Default of `-max-requests-in-flight`: at least kube-apiserver's default
@@ -178,6 +179,9 @@ pub enum SettingsError {
     /// `-max-requests-in-flight` is not a positive integer.
     #[error("Invalid maximum of requests in flight: {} (must be a positive integer)", goparse::go_quote(.0))]
     MaxRequestsInFlight(String),
+    /// `-shutdown-delay` is negative.
+    #[error("Invalid shutdown delay: {} (must not be negative)", goparse::go_quote(.0))]
+    ShutdownDelay(String),
     /// `-leader-election-mode` is neither `configmap` nor `lease`.
     #[error("Invalid leader election mode: {} (must be configmap or lease)", goparse::go_quote(.0))]
     LeaderElectionMode(String),
@@ -371,6 +375,8 @@ pub struct ServerSettings {
     pub leader_election_mode: LeaderElectionMode,
     /// `-max-requests-in-flight` (not upstream): the most `/mutate` requests handled at once.
     pub max_requests_in_flight: usize,
+    /// `-shutdown-delay` (not upstream): how long a terminating injector keeps serving.
+    pub shutdown_delay: std::time::Duration,
     /// `-namespace-defaults` (not upstream): Namespace annotations as defaults for its pods.
     pub namespace_defaults: bool,
     /// `-missed-injection-watcher` (not upstream): count and report pods created uninjected.
@@ -570,6 +576,13 @@ impl Settings {
                 _ => return Err(SettingsError::MaxRequestsInFlight(v.to_owned())),
             }
         };
+        let shutdown_delay = {
+            let v = raw.get("AGENT_INJECT_SHUTDOWN_DELAY");
+            match parse_duration(v).ok().and_then(|n| u64::try_from(n).ok()) {
+                Some(nanos) => std::time::Duration::from_nanos(nanos),
+                None => return Err(SettingsError::ShutdownDelay(v.to_owned())),
+            }
+        };
 
         Ok(Self {
             agent: AgentDefaults {
@@ -624,6 +637,7 @@ impl Settings {
                 namespace_defaults,
                 missed_injection_watcher,
                 max_requests_in_flight,
+                shutdown_delay,
                 warnings,
             },
         })
@@ -1006,6 +1020,25 @@ mod tests {
         assert_eq!(s.server.tls_cipher_suites.len(), 2);
         assert_eq!(s.server.warnings.len(), 1);
         assert!(s.server.warnings[0].contains("TLS_RSA_WITH_RC4_128_SHA"));
+    }
+
+    #[test]
+    fn shutdown_delay_is_a_go_duration_of_five_seconds_by_default() {
+        let s = resolve(&[("vault-address", "x")], &[]).unwrap();
+        assert_eq!(s.server.shutdown_delay, std::time::Duration::from_secs(5));
+        let s = resolve(&[("vault-address", "x"), ("shutdown-delay", "1m30s")], &[]).unwrap();
+        assert_eq!(s.server.shutdown_delay, std::time::Duration::from_secs(90));
+        let s = resolve(
+            &[("vault-address", "x")],
+            &[("AGENT_INJECT_SHUTDOWN_DELAY", "0s")],
+        )
+        .unwrap();
+        assert_eq!(s.server.shutdown_delay, std::time::Duration::ZERO);
+        let e = resolve(&[("vault-address", "x"), ("shutdown-delay", "-1s")], &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Invalid shutdown delay: \"-1s\" (must not be negative)"
+        );
     }
 
     #[test]

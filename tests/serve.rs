@@ -116,6 +116,35 @@ async fn health_ready_is_204_for_any_method_and_query() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_server_reports_not_ready_and_still_serves_reviews() {
+    let server = TestServer::start_with_limits(Limits::default()).await;
+    assert_eq!(
+        server.h1(get("/health/ready")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    server
+        .handle
+        .as_ref()
+        .expect("a server handle")
+        .start_draining();
+    let ready = server.h1(get("/health/ready")).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.body, "shutting down\n");
+    // New connections are still accepted, and reviews answered, until the shutdown proper.
+    let reply = server
+        .h1(post_json(
+            "/mutate",
+            review("admission.k8s.io/v1", "during-drain", "default"),
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let json: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(json["response"]["uid"], "during-drain");
+    assert_eq!(json["response"]["allowed"], true);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_paths_are_404_like_go() {
     let server = TestServer::start(|_| {}).await;
     for path in ["/", "/mutate/", "/health", "/metrics"] {
@@ -720,6 +749,8 @@ struct TestServer {
     files: CertFiles,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ServeError>>>,
+    /// The running server, when it was built with explicit limits.
+    handle: Option<server::Server>,
     _watcher: CertWatcher,
 }
 
@@ -731,6 +762,15 @@ impl TestServer {
         let leaf = ca.leaf();
         let files = plain_files(dir.path(), &leaf);
         Self::start_with(ca, dir, files, leaf.der, configure, None).await
+    }
+
+    /// As `start`, with these limits and a handle on the server.
+    async fn start_with_limits(limits: Limits) -> Self {
+        let ca = TestCa::new();
+        let dir = tempfile::tempdir().unwrap();
+        let leaf = ca.leaf();
+        let files = plain_files(dir.path(), &leaf);
+        Self::start_with(ca, dir, files, leaf.der, |_| {}, Some(limits)).await
     }
 
     async fn start_with(
@@ -757,11 +797,17 @@ impl TestServer {
         let shutdown = async move {
             let _ = rx.await;
         };
-        let task = match limits {
-            None => tokio::spawn(server::run(settings, listener, certs, shutdown)),
+        let (task, handle) = match limits {
+            None => (
+                tokio::spawn(server::run(settings, listener, certs, shutdown)),
+                None,
+            ),
             Some(limits) => {
                 let server = server::Server::with_limits(settings, certs, limits).unwrap();
-                tokio::spawn(server.run(listener, shutdown))
+                (
+                    tokio::spawn(server.clone().run(listener, shutdown)),
+                    Some(server),
+                )
             }
         };
         Self {
@@ -772,6 +818,7 @@ impl TestServer {
             files,
             shutdown: Some(tx),
             task: Some(task),
+            handle,
             _watcher: watcher,
         }
     }
