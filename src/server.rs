@@ -169,17 +169,23 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let (fatal_tx, mut fatal_rx) = tokio::sync::oneshot::channel();
     let draining = server.clone();
     let shutdown = async move {
-        tokio::select! {
-            () = signal => {
-                draining.start_draining();
-                if !shutdown_delay.is_zero() {
-                    tracing::info!(target: HANDLER, Delay = ?shutdown_delay, "Shutting down: serving on while the Service stops routing here");
-                    tokio::time::sleep(shutdown_delay).await;
-                }
-            }
+        let signalled = tokio::select! {
+            () = signal => true,
             e = source.failed() => {
                 tracing::error!(target: HANDLER, Error = %e, "Shutting down due to error");
                 let _ = fatal_tx.send(e);
+                false
+            }
+        };
+        if signalled {
+            // A replica on its way out stops managing certificates at once (the caBundle keeper
+            // would otherwise restore its own CA over its successor's while it drains); the
+            // certificate it holds keeps serving.
+            drop(source);
+            draining.start_draining();
+            if !shutdown_delay.is_zero() {
+                tracing::info!(target: HANDLER, Delay = ?shutdown_delay, "Shutting down: serving on while the Service stops routing here");
+                tokio::time::sleep(shutdown_delay).await;
             }
         }
     };
