@@ -138,6 +138,20 @@ if [ "$dry_run" = 1 ]; then
     say "negative control refused as expected: $(grep -o 'unknown field[^,]*' "$OUT/broken.log" | head -n1)"
     ok
   fi
+  # NOTES.txt, as `helm install` prints it after installing: what was installed, how to opt a
+  # namespace in, how to check it works.
+  if KUBECONFIG="$E2E_STATE/admin.kubeconfig" "$E2E_HELM" install vault charts/vault-injector -n vault \
+      --dry-run=server --set injector.namespaceOptIn=true >"$OUT/notes.log" 2>&1 &&
+    sed -n '/^NOTES:/,$p' "$OUT/notes.log" >"$OUT/notes.txt" &&
+    grep -q 'MutatingWebhookConfiguration  vault-agent-injector-cfg (failurePolicy Ignore)' "$OUT/notes.txt" &&
+    grep -q 'kubectl label namespace <namespace> vault-injector/inject=enabled' "$OUT/notes.txt" &&
+    grep -q 'kubectl -n vault rollout status deployment/vault-agent-injector' "$OUT/notes.txt" &&
+    grep -q 'image vault-injector:0' "$OUT/notes.txt"; then
+    ok
+  else
+    cat "$OUT/notes.log" >&2
+    ko "NOTES.txt after helm install"
+  fi
   for c in "${CASES[@]}"; do
     name="${c%%|*}"
     [ -s "$OUT/$name.yaml" ] || continue
