@@ -8,6 +8,8 @@
 //! are functional checks, not benchmarks: SECURITY.md has the figures measured with them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,8 +25,6 @@ use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-#[path = "support/net.rs"]
-mod net;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -34,6 +34,8 @@ use vault_injector::metrics::Metrics;
 use vault_injector::server::{Limits, ServeError, Server};
 use vault_injector::settings::Settings;
 use vault_injector::tls::{CertFiles, CertStore};
+
+use support::net;
 
 /// The well-behaved client's latency bound, generous for a loaded 2-core machine running the
 /// tests of this file in parallel (debug build).
@@ -970,35 +972,13 @@ fn post_json(path: &str, body: String) -> Request<Full<Bytes>> {
 
 /// A review of an annotated pod that the injector injects.
 fn review_json(uid: &str) -> String {
-    serde_json::json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "apps",
-            "operation": "CREATE",
-            "object": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": "app",
-                    "namespace": "apps",
-                    "annotations": {
-                        "vault.hashicorp.com/agent-inject": "true",
-                        "vault.hashicorp.com/role": "app",
-                        "vault.hashicorp.com/agent-inject-secret-db": "secret/data/db"
-                    }
-                },
-                "spec": {
-                    "serviceAccountName": "app",
-                    "containers": [{"name": "app", "image": "busybox"}]
-                }
-            }
-        }
-    })
-    .to_string()
+    let pod = support::pod()
+        .name("app")
+        .namespace("apps")
+        .service_account("app")
+        .ann("agent-inject-secret-db", "secret/data/db")
+        .build();
+    support::review(pod).uid(uid).into_json()
 }
 
 // ---------------------------------------------------------------------------------------------

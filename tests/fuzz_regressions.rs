@@ -2,6 +2,8 @@
 //! replayed by plain `cargo test`. Each test says what went wrong and how it is bounded now.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -15,7 +17,7 @@ use vault_injector::settings::Settings;
 /// refused once it has added `MAX_USER_PATCH_GROWTH` bytes, in milliseconds.
 #[test]
 fn a_json_patch_copy_bomb_is_refused_promptly() {
-    let review = review_of(bomb_pod("vault.hashicorp.com/agent-json-patch"));
+    let review = review_of(bomb_pod("agent-json-patch"));
     let started = Instant::now();
     let reviewed = admission::review(review.as_bytes(), &Settings::default().agent).unwrap();
     assert!(
@@ -34,7 +36,7 @@ fn a_json_patch_copy_bomb_is_refused_promptly() {
 
 #[test]
 fn an_init_json_patch_copy_bomb_is_refused_promptly() {
-    let review = review_of(bomb_pod("vault.hashicorp.com/agent-init-json-patch"));
+    let review = review_of(bomb_pod("agent-init-json-patch"));
     let started = Instant::now();
     let reviewed = admission::review(review.as_bytes(), &Settings::default().agent).unwrap();
     assert!(
@@ -86,43 +88,15 @@ fn bomb_pod(annotation: &str) -> Value {
         json!({"op": "add", "path": "/env/-", "value": {"name": "A", "value": "x".repeat(1000)}}),
     ];
     ops.extend((0..30).map(|_| json!({"op": "copy", "from": "/env", "path": "/env/-"})));
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": "bomb",
-            "namespace": "apps",
-            "annotations": {
-                "vault.hashicorp.com/agent-inject": "true",
-                "vault.hashicorp.com/role": "app",
-                annotation: Value::Array(ops).to_string(),
-            }
-        },
-        "spec": {
-            "containers": [{
-                "name": "app",
-                "image": "busybox",
-                "volumeMounts": [{
-                    "name": "kube-api-access-x",
-                    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
-                    "readOnly": true
-                }]
-            }],
-            "volumes": [{
-                "name": "kube-api-access-x",
-                "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}
-            }]
-        }
-    })
+    support::pod()
+        .name("bomb")
+        .namespace("apps")
+        .ann(annotation, &Value::Array(ops).to_string())
+        .build()
 }
 
 fn review_of(pod: Value) -> String {
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {"uid": "bomb", "namespace": "apps", "operation": "CREATE", "object": pod}
-    })
-    .to_string()
+    support::review(pod).uid("bomb").bare().into_json()
 }
 
 /// Found by `fuzz/run.sh review` (30 min run): a lone surrogate escape (`\udddd`) in a string

@@ -229,7 +229,10 @@ fn no_snapshot_is_left_without_its_fixture() {
         // A snapshot must show something: the body after insta's header is never `{}`.
         let text = std::fs::read_to_string(entry.path()).unwrap();
         let body = text.splitn(3, "---\n").nth(2).unwrap_or_default().trim();
-        assert!(!body.is_empty() && body != "{}", "snapshot {name} shows nothing");
+        assert!(
+            !body.is_empty() && body != "{}",
+            "snapshot {name} shows nothing"
+        );
         let fixture = rest
             .split_once('@')
             .map(|(_, f)| f.trim_end_matches(".snap"))

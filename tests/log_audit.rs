@@ -16,6 +16,8 @@
 //! - a refused pod carrying the same canaries (a refusal is logged with its reason).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -401,22 +403,14 @@ fn refusable_pod() -> Value {
 
 fn review(pod: &Value) -> Value {
     let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("apps");
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "5a1f0a3e-audit",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": namespace,
-            "operation": "CREATE",
-            "userInfo": {
-                "username": "system:serviceaccount:apps:deployer",
-                "extra": {"authentication.kubernetes.io/credential-id": [USERINFO_CANARY]}
-            },
-            "object": pod
-        }
-    })
+    support::review(pod.clone())
+        .uid("5a1f0a3e-audit")
+        .namespace(namespace)
+        .user(json!({
+            "username": "system:serviceaccount:apps:deployer",
+            "extra": {"authentication.kubernetes.io/credential-id": [USERINFO_CANARY]}
+        }))
+        .build()
 }
 
 /// The `VAULT_CONFIG` of every container a patch adds, its continuations (`VAULT_CONFIG_1`...)

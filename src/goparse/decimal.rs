@@ -4,7 +4,6 @@
 
 use super::quantity::QuantityFormat;
 
-
 /// A non-negative decimal `digits × 10^exp`, as big as the text it was read from: what
 /// apimachinery holds in an `inf.Dec` (the sign is kept apart, as it does).
 #[derive(Debug, Clone, PartialEq, Eq)]

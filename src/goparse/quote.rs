@@ -270,5 +270,4 @@ mod tests {
             assert_eq!(time_quote(input), want, "input {input:?}");
         }
     }
-
 }

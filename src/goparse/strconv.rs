@@ -9,7 +9,6 @@ use thiserror::Error;
 
 use super::quote::go_quote;
 
-
 /// Go's `*strconv.NumError`, limited to the two failures base-10 parsing can hit.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum NumError {
@@ -291,5 +290,4 @@ mod tests {
             ],
         );
     }
-
 }
