@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 use vault_injector::admission::{self, Outcome};
 use vault_injector::patch::{self, MAX_USER_PATCH_GROWTH};
@@ -14,22 +12,18 @@ use vault_injector::settings::Settings;
 /// `agent-json-patch` copy bomb: each `copy` of `/env` onto its own end doubles the array, so
 /// 30 operations (2.5 kB of annotation) asked for 2^30 copies of a 1 kB variable. The injector
 /// ran out of memory (or, under a memory limit, was killed) on a single review. Now the patch is
-/// refused once it has added `MAX_USER_PATCH_GROWTH` bytes, in milliseconds.
+/// refused once it has added `MAX_USER_PATCH_GROWTH` bytes: at operation 10 (the tenth copy, the
+/// agent's environment being about 1 kB before the first), so the last 20 doublings are never
+/// attempted. Where it stops is the bound, with no clock involved.
 #[test]
 fn a_json_patch_copy_bomb_is_refused_promptly() {
     let review = review_of(bomb_pod("agent-json-patch"));
-    let started = Instant::now();
     let reviewed = admission::review(review.as_bytes(), &Settings::default().agent).unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
     let Outcome::Denied(reason) = &reviewed.outcome else {
         panic!("not refused: {:?}", reviewed.outcome)
     };
     assert!(
-        reason.contains("the patch adds more than 1048576 bytes to the container"),
+        reason.contains("operation '/10': the patch adds more than 1048576 bytes to the container"),
         "{reason}"
     );
 }
@@ -37,18 +31,11 @@ fn a_json_patch_copy_bomb_is_refused_promptly() {
 #[test]
 fn an_init_json_patch_copy_bomb_is_refused_promptly() {
     let review = review_of(bomb_pod("agent-init-json-patch"));
-    let started = Instant::now();
     let reviewed = admission::review(review.as_bytes(), &Settings::default().agent).unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(
-        matches!(reviewed.outcome, Outcome::Denied(_)),
-        "{:?}",
-        reviewed.outcome
-    );
+    let Outcome::Denied(reason) = &reviewed.outcome else {
+        panic!("not refused: {:?}", reviewed.outcome)
+    };
+    assert!(reason.contains("operation '/10'"), "{reason}");
 }
 
 #[test]

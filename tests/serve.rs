@@ -33,7 +33,8 @@ use vault_injector::tls::{self, CertFiles, CertStore, CertWatcher};
 
 use support::net;
 
-/// Upper bound for anything the test waits on; generous for a loaded 2-core CI machine.
+/// Upper bound for anything the test waits on: a safety net so that a broken server fails the
+/// test instead of hanging it, not a latency bound (no test here asserts how fast anything is).
 const PATIENCE: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
