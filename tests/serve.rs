@@ -78,7 +78,8 @@ async fn metrics_count_injections_and_refusals_by_namespace() {
         ))
         .await;
     assert_eq!(injected.status, StatusCode::OK, "{}", injected.body);
-    // Injection into kube-system is refused (mutation.md §2 step 7), which counts as a failure.
+    // Injection into kube-system is refused (as upstream, the system namespaces are never
+    // injected), which counts as a failure.
     let refused = server
         .h1(post_json(
             "/mutate",
