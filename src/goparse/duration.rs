@@ -1,8 +1,9 @@
 //! Go's `time.ParseDuration`, quirks included: fractions go through a `float64`, a running
 //! total of exactly 2^64 wraps to zero, and both the micro sign and the Greek mu spell `µs`.
 //!
-//! The Rust crates that port it were tried against the table below and disagree with Go on
-//! plain inputs (one rejects `0`, another panics on it), so the port stays here.
+//! The two Rust crates that port it (`go-duration`, `go-parse-duration`) were tried against the
+//! table below and part from Go on plain inputs: the first rejects `0`, the second panics on
+//! `+0`. So the port stays here.
 
 use thiserror::Error;
 

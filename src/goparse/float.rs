@@ -4,7 +4,7 @@
 //! Rounding a decimal literal is left to Rust's own parser, which rounds to nearest-even exactly
 //! as Go does once it is given the digits Go keeps. The grammar stays hand-written: no parser
 //! crate accepts exactly Go's set of literals, and a hexadecimal mantissa must be rounded the way
-//! Go rounds it (crates that read hex floats refuse inexact ones instead).
+//! Go rounds it (`hexf-parse`, for one, refuses an inexact one instead).
 
 use super::strconv::NumError;
 

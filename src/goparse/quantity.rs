@@ -1,9 +1,10 @@
 //! Kubernetes `resource.Quantity`: apimachinery's `ParseQuantity` acceptance and errors, and
 //! the canonical text it serialises a quantity to.
 //!
-//! Quantity crates for Rust read the same notation but not by apimachinery's scanner (which is
-//! laxer than the regular expression its error quotes) nor with its rounding and canonical form,
-//! and the patch carries that form byte for byte, so both are ported here.
+//! The patch carries the canonical form byte for byte, and acceptance follows apimachinery's
+//! scanner, which is laxer than the regular expression its error quotes. The tables below hold
+//! apimachinery's own outputs (`10e300` and 21-digit integers among them), which takes
+//! apimachinery's algorithm, ported here, rather than a general-purpose quantity crate.
 
 use thiserror::Error;
 
