@@ -1,4 +1,4 @@
-//! Core benchmarks (issue 6 item 1): `admission::review` on a whole AdmissionReview body and
+//! Core benchmarks: `admission::review` on a whole AdmissionReview body and
 //! `admission::mutate` on the decoded pod plus the patch's JSON (`mutate/*`), for the `small`,
 //! `typical` and `large` fixture pods.
 //!
@@ -7,12 +7,14 @@
 //! allocator (a counting allocator written here would need `unsafe`, which the crate forbids).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod fixtures;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use stats_alloc::{Region, StatsAlloc};
+use support::workloads;
 use vault_injector::admission::{self, Outcome};
 
 // The binary's allocator (src/main.rs), counted: timings are those of the shipped allocator.
@@ -30,11 +32,11 @@ fn main() {
 /// One line per pod and function: allocations and bytes allocated by a single call (steady
 /// state: measured after a warm-up call).
 fn print_allocations() {
-    let defaults = fixtures::defaults();
+    let defaults = workloads::defaults();
     println!("allocations per call (count / bytes allocated):");
-    for name in fixtures::NAMES {
-        let pod = fixtures::pod(name).expect("fixture");
-        let body = fixtures::review_body(&pod, "705ab4f5-6393-11e8-b7cc-42010a800002");
+    for name in workloads::NAMES {
+        let pod = workloads::pod(name).expect("fixture");
+        let body = workloads::review_body(&pod, "705ab4f5-6393-11e8-b7cc-42010a800002");
 
         let reviewed = admission::review(&body, &defaults).expect("review");
         assert!(
@@ -70,11 +72,11 @@ fn print_allocations() {
 
 /// Bytes in, bytes out: what the server's handler costs apart from HTTP and TLS.
 fn bench_review(c: &mut Criterion) {
-    let defaults = fixtures::defaults();
+    let defaults = workloads::defaults();
     let mut group = c.benchmark_group("review");
-    for name in fixtures::NAMES {
-        let pod = fixtures::pod(name).expect("fixture");
-        let body = fixtures::review_body(&pod, "705ab4f5-6393-11e8-b7cc-42010a800002");
+    for name in workloads::NAMES {
+        let pod = workloads::pod(name).expect("fixture");
+        let body = workloads::review_body(&pod, "705ab4f5-6393-11e8-b7cc-42010a800002");
         group.throughput(Throughput::Elements(1));
         group.bench_with_input(BenchmarkId::from_parameter(name), &body, |b, body| {
             b.iter(|| admission::review(black_box(body), &defaults).expect("review"));
@@ -90,17 +92,17 @@ fn mutate_to_patch(
     pod: &serde_json::Value,
     defaults: &vault_injector::settings::AgentDefaults,
 ) -> Vec<u8> {
-    admission::mutate(pod, fixtures::NAMESPACE, defaults)
+    admission::mutate(pod, workloads::NAMESPACE, defaults)
         .ok()
         .and_then(|m| m.patch_json())
         .unwrap_or_default()
 }
 
 fn bench_mutate(c: &mut Criterion) {
-    let defaults = fixtures::defaults();
+    let defaults = workloads::defaults();
     let mut group = c.benchmark_group("mutate");
-    for name in fixtures::NAMES {
-        let pod = fixtures::pod(name).expect("fixture");
+    for name in workloads::NAMES {
+        let pod = workloads::pod(name).expect("fixture");
         group.throughput(Throughput::Elements(1));
         group.bench_with_input(BenchmarkId::from_parameter(name), &pod, |b, pod| {
             b.iter(|| mutate_to_patch(black_box(pod), &defaults));

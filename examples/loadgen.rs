@@ -1,4 +1,4 @@
-//! Load generator and baseline server for the webhook (issue 6 items 2–4; see BENCHMARKS.md).
+//! Load generator and baseline server for the webhook (see BENCHMARKS.md).
 //!
 //! ```text
 //! cargo run --release --example loadgen -- run --url https://127.0.0.1:8443/mutate --ca ca.pem \
@@ -8,8 +8,8 @@
 //!     --ca ca.pem -- target/release/vault-injector serve ...
 //! ```
 //!
-//! `run` posts AdmissionReviews of a fixture pod (`benches/fixtures`), each with its own uid,
-//! over TLS with keep-alive, and checks every reply: HTTP 200, `allowed: true`, a non-empty
+//! `run` posts AdmissionReviews of a fixture pod (`tests/support/workloads.rs`), each with its
+//! own uid, over TLS with keep-alive, and checks every reply: HTTP 200, `allowed: true`, a non-empty
 //! `patch`, and the request's uid echoed. Without `--rate` it is closed-loop (`--concurrency`
 //! requests always in flight); with `--rate` it is open-loop: request `i` is due at
 //! `start + i / rate` and its latency is measured from that due time, so a server that falls
@@ -28,8 +28,8 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[path = "../benches/fixtures/mod.rs"]
-mod fixtures;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -50,6 +50,7 @@ use hyper_util::server::conn::auto;
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
+use support::workloads;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -310,8 +311,8 @@ struct BodyTemplate {
 
 impl BodyTemplate {
     fn new(pod: &str) -> Self {
-        let pod = fixtures::pod(pod).expect("--pod is small, typical or large");
-        let bytes = fixtures::review_body(&pod, UID_PLACEHOLDER);
+        let pod = workloads::pod(pod).expect("--pod is small, typical or large");
+        let bytes = workloads::review_body(&pod, UID_PLACEHOLDER);
         let uid_at = find(&bytes, UID_PLACEHOLDER.as_bytes()).expect("uid in the body");
         Self { bytes, uid_at }
     }
@@ -583,8 +584,8 @@ async fn baseline(args: BaselineArgs) {
     let canned = Arc::new(std::sync::OnceLock::new());
     if !args.learn {
         // The injector's own reply for the fixture, with the placeholder uid.
-        let pod = fixtures::pod(&args.pod).expect("--pod is small, typical or large");
-        let body = fixtures::review_body(&pod, UID_PLACEHOLDER);
+        let pod = workloads::pod(&args.pod).expect("--pod is small, typical or large");
+        let body = workloads::review_body(&pod, UID_PLACEHOLDER);
         let _ = canned.set(learn(&body).expect("the fixture reviews"));
     }
 
@@ -652,7 +653,7 @@ async fn baseline(args: BaselineArgs) {
 
 /// The injector's reply to `body`, and where its uid sits in it.
 fn learn(body: &[u8]) -> Option<Canned> {
-    let reviewed = admission::review(body, &fixtures::defaults()).ok()?;
+    let reviewed = admission::review(body, &workloads::defaults()).ok()?;
     let uid = request_uid(body)?;
     let uid_at = find(&reviewed.body, format!("\"uid\":\"{uid}\"").as_bytes())? + 7;
     Some(Canned {

@@ -6,10 +6,11 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[path = "../benches/fixtures/mod.rs"]
-mod fixtures;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::hint::black_box;
+use support::workloads;
 use vault_injector::admission;
 
 fn main() {
@@ -17,16 +18,16 @@ fn main() {
     let name = args.next().unwrap_or_else(|| "typical".into());
     let what = args.next().unwrap_or_else(|| "mutate".into());
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(200);
-    let defaults = fixtures::defaults();
-    let pod = fixtures::pod(&name).expect("fixture");
-    let body = fixtures::review_body(&pod, "705ab4f5-6393-11e8-b7cc-42010a800002");
+    let defaults = workloads::defaults();
+    let pod = workloads::pod(&name).expect("fixture");
+    let body = workloads::review_body(&pod, "705ab4f5-6393-11e8-b7cc-42010a800002");
     for _ in 0..n {
         if what == "review" {
             black_box(admission::review(black_box(&body), &defaults).expect("review"));
         } else {
             // As benches/core.rs's `mutate`: the decision and the patch's JSON.
-            let mutation =
-                admission::mutate(black_box(&pod), fixtures::NAMESPACE, &defaults).expect("mutate");
+            let mutation = admission::mutate(black_box(&pod), workloads::NAMESPACE, &defaults)
+                .expect("mutate");
             black_box(mutation.patch_json());
         }
     }

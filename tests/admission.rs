@@ -7,22 +7,12 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use vault_injector::admission::{InjectionType, Outcome, ReviewError, review};
 
+/// A review of `object` in `namespace`, in the given AdmissionReview version.
 fn review_of(api_version: &str, object: Value, namespace: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": api_version,
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "0c9a8d74-9cb7-44dd-b98e-09fd62def2f4",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": namespace,
-            "operation": "CREATE",
-            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
-            "object": object,
-            "dryRun": false
-        }
-    }))
-    .unwrap()
+    support::review(object)
+        .api_version(api_version)
+        .namespace(namespace)
+        .into_bytes()
 }
 
 fn reply(body: &[u8]) -> (Value, Outcome) {
@@ -36,10 +26,7 @@ fn v1_and_v1beta1_reviews_are_answered_in_their_own_version_with_the_uid() {
         let (out, outcome) = reply(&review_of(version, support::pod().build(), "apps"));
         assert_eq!(out["apiVersion"], version);
         assert_eq!(out["kind"], "AdmissionReview");
-        assert_eq!(
-            out["response"]["uid"],
-            "0c9a8d74-9cb7-44dd-b98e-09fd62def2f4"
-        );
+        assert_eq!(out["response"]["uid"], support::reviews::UID);
         assert_eq!(out["response"]["allowed"], true);
         assert_eq!(out["response"]["patchType"], "JSONPatch");
         assert!(out.get("request").is_none());
@@ -73,7 +60,7 @@ fn skipped_pods_get_allowed_without_a_patch() {
     ));
     assert_eq!(
         out["response"],
-        json!({"uid": "0c9a8d74-9cb7-44dd-b98e-09fd62def2f4", "allowed": true})
+        json!({"uid": support::reviews::UID, "allowed": true})
     );
     assert_eq!(
         outcome,
@@ -148,10 +135,7 @@ fn an_object_that_is_not_a_pod_is_denied_with_the_uid_kept() {
         json!({"spec": {"containers": 7}}),
         "apps",
     ));
-    assert_eq!(
-        out["response"]["uid"],
-        "0c9a8d74-9cb7-44dd-b98e-09fd62def2f4"
-    );
+    assert_eq!(out["response"]["uid"], support::reviews::UID);
     assert_eq!(out["response"]["allowed"], false);
     assert!(matches!(outcome, Outcome::Denied(m) if m.contains("invalid type")));
 }

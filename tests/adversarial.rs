@@ -1,12 +1,19 @@
-//! Hostile clients against a real server on 127.0.0.1 port 0 (issue 7): every misbehaving client
-//! gets a bounded answer or a closed connection within a stated time, and meanwhile a
-//! well-behaved client (the "canary": a fresh TLS connection per review, HTTP/1.1 and HTTP/2 in
-//! turn) keeps getting its reviews answered with bounded latency.
+//! Hostile clients against a real server on 127.0.0.1 port 0: every misbehaving client gets a
+//! bounded answer or a closed connection, and meanwhile a well-behaved client (the "canary": a
+//! fresh TLS connection per review, HTTP/1.1 and HTTP/2 in turn) keeps getting its reviews
+//! answered.
 //!
-//! The server runs in this process with short timeouts ([`limits`]) so the file finishes fast;
-//! the bounds asserted are those timeouts plus generous slack for a loaded 2-core machine. These
-//! are functional checks, not benchmarks: SECURITY.md has the figures measured with them.
+//! The server runs in this process with short timeouts ([`limits`]) so the file finishes fast.
+//! No test asserts how long something took, which a loaded machine would turn into a flaky
+//! failure: each shows its bound by an event instead. The reply came before the client had sent
+//! its body; the server closed a connection while its client was still sending; a refusal came
+//! while the requests holding the slots were still held, with a body timeout longer than any
+//! wait; garbage is dropped by a server whose handshake timeout is longer than any wait. Every
+//! wait is capped by [`HANG_GUARD`], only so that a broken server fails a test instead of hanging
+//! it. The durations are printed, not asserted: SECURITY.md has the figures measured with them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,8 +30,6 @@ use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-#[path = "support/net.rs"]
-mod net;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -35,13 +40,20 @@ use vault_injector::server::{Limits, ServeError, Server};
 use vault_injector::settings::Settings;
 use vault_injector::tls::{CertFiles, CertStore};
 
-/// The well-behaved client's latency bound, generous for a loaded 2-core machine running the
-/// tests of this file in parallel (debug build).
-const CANARY_BOUND: Duration = Duration::from_secs(2);
-/// Slack added to a server timeout before a test calls the connection "not closed in time".
-const SLACK: Duration = Duration::from_secs(2);
-/// A bounded answer that needs no timeout to fire (413, 431, 400, 503, GOAWAY) comes within this.
-const PROMPT: Duration = Duration::from_secs(2);
+use support::net;
+
+/// The longest any test waits for a reply or a close. A safety net against hangs, not a
+/// latency bound: far above every server timeout in [`limits`], so that only a server that never
+/// answers (or never closes) runs into it.
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// Server timeouts longer than [`HANG_GUARD`]: with these, an answer or a close that came at all
+/// did not come from a timeout.
+const NEVER: Duration = Duration::from_secs(3600);
+
+/// Where the JSON-patch copy bomb below is refused: the operation whose copy takes the patch past
+/// its growth budget (`patch::MAX_USER_PATCH_GROWTH`), long before the last of its 30 copies.
+const BOMB_STOPS_AT: &str = "operation '/9': the patch adds more than 1048576 bytes";
 
 /// The server's timeouts in these tests: short, so the file runs in seconds.
 fn limits() -> Limits {
@@ -71,8 +83,8 @@ async fn an_oversized_declared_body_gets_413_before_it_is_sent() {
     let (status, sent, elapsed) = stream_body_until_reply(tls, head, declared, false).await;
     eprintln!("declared 64 MiB: {status:?} after {elapsed:?}, {sent} body bytes sent by then");
     assert_eq!(status, Some(413));
+    // The reply came long before the body was sent: it did not wait for it.
     assert!(sent < declared / 4, "sent {sent} of {declared} bytes first");
-    assert!(elapsed < PROMPT, "413 after {elapsed:?}");
     canary.finish().await;
     server.stop().await;
 }
@@ -95,7 +107,6 @@ async fn an_oversized_chunked_body_is_cut_off_at_the_limit() {
         sent < limit + (8 << 20),
         "sent {sent} bytes before the 413 (limit {limit})"
     );
-    assert!(elapsed < PROMPT + SLACK, "413 after {elapsed:?}");
     canary.finish().await;
     server.stop().await;
 }
@@ -121,7 +132,7 @@ async fn oversized_headers_get_431_or_a_closed_connection() {
         let mut tls = server.tls(&[b"http/1.1"]).await;
         // The server may answer and close before it has read everything: ignore write errors.
         let _ = tls.write_all(head.as_bytes()).await;
-        let status = read_status(&mut tls, PROMPT).await;
+        let status = read_status(&mut tls, HANG_GUARD).await;
         eprintln!(
             "oversized HTTP/1.1 head ({} bytes): {status:?} after {:?}",
             head.len(),
@@ -132,7 +143,6 @@ async fn oversized_headers_get_431_or_a_closed_connection() {
             "{status:?} after {:?}",
             started.elapsed()
         );
-        assert!(started.elapsed() < PROMPT);
     }
 
     // HTTP/2: a 1 MiB header against the server's 16 KiB SETTINGS_MAX_HEADER_LIST_SIZE.
@@ -143,7 +153,7 @@ async fn oversized_headers_get_431_or_a_closed_connection() {
         .header("x-junk", "a".repeat(1 << 20))
         .body(())
         .unwrap();
-    let outcome = tokio::time::timeout(PROMPT, async {
+    let outcome = tokio::time::timeout(HANG_GUARD, async {
         let (response, _body) = client.send_request(req, true)?;
         response.await.map(|r| r.status())
     })
@@ -157,7 +167,6 @@ async fn oversized_headers_get_431_or_a_closed_connection() {
         !matches!(outcome, Ok(StatusCode::OK)),
         "a 1 MiB header was accepted: {outcome:?}"
     );
-    assert!(started.elapsed() < PROMPT);
 
     canary.finish().await;
     server.stop().await;
@@ -194,14 +203,11 @@ async fn slowloris_headers_are_cut_off_at_the_header_timeout() {
             h2_frame(0x9, 0, 1, &[0x87]),
         )));
     }
+    // `trickle` only returns once the server has closed the connection, and its client never
+    // stops sending: progress did not keep the connection open.
     let mut worst = Duration::ZERO;
     for task in slow {
-        let held = task.await.unwrap();
-        assert!(
-            held < limits.header_read_timeout + SLACK,
-            "a slowloris held its connection for {held:?}"
-        );
-        worst = worst.max(held);
+        worst = worst.max(task.await.unwrap());
     }
     eprintln!("slowloris headers: 30 connections, each closed within {worst:?}");
     canary.finish().await;
@@ -228,7 +234,7 @@ async fn slowloris_bodies_get_400_at_the_body_timeout() {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             });
-            let status = read_status(&mut rd, limits.body_read_timeout + SLACK).await;
+            let status = read_status(&mut rd, HANG_GUARD).await;
             writer.abort();
             (status.ok().flatten(), started.elapsed())
         }));
@@ -251,7 +257,7 @@ async fn slowloris_bodies_get_400_at_the_body_timeout() {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             });
-            let status = tokio::time::timeout(limits.body_read_timeout + SLACK, response)
+            let status = tokio::time::timeout(HANG_GUARD, response)
                 .await
                 .ok()
                 .and_then(Result::ok)
@@ -260,11 +266,11 @@ async fn slowloris_bodies_get_400_at_the_body_timeout() {
             (status, started.elapsed())
         }));
     }
+    // The bodies never end, so a 400 can only be the body timeout's.
     let mut worst = Duration::ZERO;
     for task in slow {
         let (status, elapsed) = task.await.unwrap();
         assert_eq!(status, Some(400), "after {elapsed:?}");
-        assert!(elapsed < limits.body_read_timeout + SLACK, "{elapsed:?}");
         worst = worst.max(elapsed);
     }
     eprintln!("slowloris bodies: 20 requests, each answered 400 within {worst:?}");
@@ -289,15 +295,13 @@ async fn unfinished_tls_handshakes_are_dropped_at_the_handshake_timeout() {
         }
         stalled.push(tokio::spawn(async move {
             let started = Instant::now();
-            closed_within(&mut tcp, limits.tls_handshake_timeout + SLACK).await;
+            closed_by_server(&mut tcp).await;
             started.elapsed()
         }));
     }
     let mut worst = Duration::ZERO;
     for task in stalled {
-        let held = task.await.unwrap();
-        assert!(held < limits.tls_handshake_timeout + SLACK, "{held:?}");
-        worst = worst.max(held);
+        worst = worst.max(task.await.unwrap());
     }
     eprintln!("stalled TLS handshakes: 100 connections, each closed within {worst:?}");
     canary.finish().await;
@@ -321,14 +325,14 @@ async fn many_idle_connections_are_closed_and_starve_no_one() {
             0 => {
                 let mut tcp = TcpStream::connect(addr).await.unwrap();
                 idle.push(tokio::spawn(async move {
-                    closed_within(&mut tcp, limits.tls_handshake_timeout + SLACK).await;
+                    closed_by_server(&mut tcp).await;
                 }));
             }
             // TLS done, HTTP/1.1 negotiated, no request.
             1 => {
                 let mut tls = server.tls(&[b"http/1.1"]).await;
                 idle.push(tokio::spawn(async move {
-                    closed_within(&mut tls, limits.header_read_timeout + SLACK).await;
+                    closed_by_server(&mut tls).await;
                 }));
             }
             // HTTP/2 set up (preface, SETTINGS), then no request; the client answers pings.
@@ -342,8 +346,7 @@ async fn many_idle_connections_are_closed_and_starve_no_one() {
                 .unwrap();
                 idle.push(tokio::spawn(async move {
                     let _sender = sender;
-                    let closed =
-                        tokio::time::timeout(2 * limits.http2_idle_timeout + SLACK, conn).await;
+                    let closed = tokio::time::timeout(HANG_GUARD, conn).await;
                     assert!(closed.is_ok(), "an idle HTTP/2 connection was kept open");
                 }));
             }
@@ -351,12 +354,13 @@ async fn many_idle_connections_are_closed_and_starve_no_one() {
             _ => {
                 let mut tls = server.tls(&[b"h2"]).await;
                 idle.push(tokio::spawn(async move {
-                    closed_within(&mut tls, limits.header_read_timeout + SLACK).await;
+                    closed_by_server(&mut tls).await;
                 }));
             }
         }
     }
-    // Meanwhile, an HTTP/2 connection with a request every 200 ms is not idle: kept open.
+    // Meanwhile, an HTTP/2 connection with a request every 200 ms for four idle timeouts is not
+    // idle: kept open.
     let busy = {
         let tls = server.tls(&[b"h2"]).await;
         let (mut sender, conn) =
@@ -365,8 +369,8 @@ async fn many_idle_connections_are_closed_and_starve_no_one() {
                 .unwrap();
         let conn = tokio::spawn(conn);
         let url = server.url("/health/ready");
-        let until = Instant::now() + 4 * limits.http2_idle_timeout;
-        while Instant::now() < until {
+        let requests = 4 * limits.http2_idle_timeout.as_millis() / 200;
+        for _ in 0..requests {
             let req = Request::get(&url).body(Full::new(Bytes::new())).unwrap();
             let resp = sender
                 .send_request(req)
@@ -385,7 +389,6 @@ async fn many_idle_connections_are_closed_and_starve_no_one() {
         "idle connections: 400 opened and all closed by the server within {:?}",
         started.elapsed()
     );
-    assert!(started.elapsed() < Duration::from_secs(10));
     canary.finish().await;
     server.stop().await;
 }
@@ -396,8 +399,8 @@ async fn http2_rapid_reset_is_bounded() {
     let canary = Canary::start(&server);
     let started = Instant::now();
     // CVE-2023-44487: open a stream and cancel it at once, as fast as possible. Either the
-    // server tells the client to go away (h2 counts resets) or it keeps up; either way within
-    // the bound, and with no request left behind in the handler.
+    // server tells the client to go away (h2 counts resets) or it keeps up; either way with no
+    // request left behind in the handler. The 5 s cap only bounds this test's own run time.
     let mut client = server.h2_client().await;
     let mut opened = 0_u32;
     let outcome: Result<(), h2::Error> = async {
@@ -420,7 +423,6 @@ async fn http2_rapid_reset_is_bounded() {
     .await;
     let elapsed = started.elapsed();
     eprintln!("rapid reset: {opened} streams opened and reset in {elapsed:?}: {outcome:?}");
-    assert!(elapsed < Duration::from_secs(5) + SLACK, "{elapsed:?}");
     server.wait_for_idle().await;
     canary.finish().await;
     server.stop().await;
@@ -454,26 +456,30 @@ async fn http2_stream_floods_are_bounded() {
         });
     }
     let (mut answered, mut refused, mut peak) = (0, 0, 0_u64);
-    while !hanging.is_empty() {
-        peak = peak.max(server.queue_length());
-        if let Ok(Some(done)) =
-            tokio::time::timeout(Duration::from_millis(10), hanging.join_next()).await
-        {
-            match done.unwrap() {
-                Ok(StatusCode::BAD_REQUEST) => answered += 1,
-                Ok(other) => panic!("a hanging stream got {other}"),
-                Err(e) => {
-                    assert_eq!(e.reason(), Some(h2::Reason::REFUSED_STREAM), "{e}");
-                    refused += 1;
+    let all_done = tokio::time::timeout(HANG_GUARD, async {
+        while !hanging.is_empty() {
+            // Sampled every 10 ms while the streams are pending.
+            peak = peak.max(server.queue_length());
+            if let Ok(Some(done)) =
+                tokio::time::timeout(Duration::from_millis(10), hanging.join_next()).await
+            {
+                match done.unwrap() {
+                    Ok(StatusCode::BAD_REQUEST) => answered += 1,
+                    Ok(other) => panic!("a hanging stream got {other}"),
+                    Err(e) => {
+                        assert_eq!(e.reason(), Some(h2::Reason::REFUSED_STREAM), "{e}");
+                        refused += 1;
+                    }
                 }
             }
         }
-        assert!(
-            started.elapsed() < 2 * limits.body_read_timeout + SLACK,
-            "streams still open after {:?}",
-            started.elapsed()
-        );
-    }
+    })
+    .await;
+    assert!(
+        all_done.is_ok(),
+        "streams still open: {} of 400",
+        hanging.len()
+    );
     eprintln!(
         "stream flood: {answered} streams answered 400 at the body timeout, {refused} refused, \
          in-flight peak {peak}, all done in {:?}",
@@ -483,7 +489,8 @@ async fn http2_stream_floods_are_bounded() {
     assert!(peak <= 201, "in-flight peak {peak}");
     assert_eq!(answered + refused, 400);
 
-    // 2. A flood of complete small requests, 200 at a time, for 2 s.
+    // 2. A flood of complete small requests, 200 at a time, for 2 s (the flood's own length,
+    //    not a bound on the server).
     let started = Instant::now();
     let done = Arc::new(AtomicUsize::new(0));
     let mut flooders = Vec::new();
@@ -512,14 +519,16 @@ async fn http2_stream_floods_are_bounded() {
         }));
     }
     for task in flooders {
-        task.await.unwrap();
+        tokio::time::timeout(HANG_GUARD, task)
+            .await
+            .expect("a flood request was never answered")
+            .unwrap();
     }
     eprintln!(
         "stream flood: {} requests answered in {:?}",
         done.load(Ordering::Relaxed),
         started.elapsed()
     );
-    assert!(started.elapsed() < Duration::from_secs(2) + SLACK);
     // The connection stays up through the flood (it is busy, not idle).
     assert!(
         done.load(Ordering::Relaxed) >= 500,
@@ -535,7 +544,12 @@ async fn http2_stream_floods_are_bounded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_instead_of_tls_is_dropped_at_once() {
-    let server = TestServer::start(limits()).await;
+    // No handshake timeout within the test's patience: a close can only be the garbage's doing.
+    let server = TestServer::start(Limits {
+        tls_handshake_timeout: NEVER,
+        ..limits()
+    })
+    .await;
     let canary = Canary::start(&server);
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     let mut noise = vec![0_u8; 64 * 1024];
@@ -570,13 +584,8 @@ async fn garbage_instead_of_tls_is_dropped_at_once() {
         let started = Instant::now();
         let mut tcp = TcpStream::connect(server.addr).await.unwrap();
         let _ = tcp.write_all(&bytes).await;
-        closed_within(&mut tcp, PROMPT).await;
+        closed_by_server(&mut tcp).await;
         eprintln!("garbage ({what}): closed after {:?}", started.elapsed());
-        assert!(
-            started.elapsed() < PROMPT,
-            "{what}: {:?}",
-            started.elapsed()
-        );
     }
     canary.finish().await;
     server.stop().await;
@@ -603,14 +612,8 @@ async fn json_that_is_not_a_review_gets_an_http_error() {
         ("truncated JSON", r#"{"request":{"uid":"#.into(), 500),
     ];
     for (what, body, want) in cases {
-        let started = Instant::now();
         let reply = server.h1(post_json("/mutate", body)).await;
         assert_eq!(reply.0.as_u16(), want, "{what}: {}", reply.1);
-        assert!(
-            started.elapsed() < PROMPT,
-            "{what}: {:?}",
-            started.elapsed()
-        );
     }
     // Invalid UTF-8 inside a string.
     let reply = server
@@ -654,13 +657,7 @@ async fn a_review_whose_object_is_not_a_pod_is_answered_with_its_uid() {
         review["request"]["object"] = object;
         review["request"]["kind"] =
             serde_json::json!({"group": "", "version": "v1", "kind": "Whatever"});
-        let started = Instant::now();
         let (status, body) = server.h1(post_json("/mutate", review.to_string())).await;
-        assert!(
-            started.elapsed() < PROMPT,
-            "{what}: {:?}",
-            started.elapsed()
-        );
         assert_eq!(status, StatusCode::OK, "{what}: {body}");
         let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(reply["response"]["uid"], uid.as_str(), "{what}: {body}");
@@ -692,7 +689,10 @@ async fn a_json_patch_copy_bomb_is_refused_promptly() {
         let body = review.to_string();
         answers.push(tokio::spawn(async move {
             let started = Instant::now();
-            let (status, body) = client.h1(post_json("/mutate", body)).await;
+            let (status, body) =
+                tokio::time::timeout(HANG_GUARD, client.h1(post_json("/mutate", body)))
+                    .await
+                    .expect("the bomb was answered");
             (status, body, started.elapsed())
         }));
     }
@@ -702,7 +702,13 @@ async fn a_json_patch_copy_bomb_is_refused_promptly() {
         assert_eq!(status, StatusCode::OK, "{body}");
         let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(reply["response"]["allowed"], false, "{body}");
-        assert!(elapsed < PROMPT, "{elapsed:?}");
+        // Refused where the patch crossed its growth budget, nine copies in, not after all 30.
+        assert!(
+            reply["response"]["status"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(BOMB_STOPS_AT)),
+            "{body}"
+        );
         worst = worst.max(elapsed);
     }
     eprintln!("json-patch copy bomb: 8 at once, each refused within {worst:?}");
@@ -715,9 +721,10 @@ async fn a_json_patch_copy_bomb_is_refused_promptly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_the_in_flight_limit_requests_get_503_at_once() {
+    // The held requests keep their slots for longer than any wait: nothing frees one meanwhile.
     let limits = Limits {
         max_in_flight: 4,
-        body_read_timeout: Duration::from_secs(20),
+        body_read_timeout: NEVER,
         ..limits()
     };
     let server = TestServer::start(limits).await;
@@ -747,7 +754,6 @@ async fn beyond_the_in_flight_limit_requests_get_503_at_once() {
         body,
         "Too many requests in flight: the limit is 4 (-max-requests-in-flight); try again later\n"
     );
-    assert!(elapsed < PROMPT, "503 after {elapsed:?}");
     eprintln!("overload: 503 in {elapsed:?}");
     // HTTP/2 too.
     let (status, _) = server.h2(review_json("sixth")).await;
@@ -759,7 +765,7 @@ async fn beyond_the_in_flight_limit_requests_get_503_at_once() {
     // Once the held requests complete, reviews are answered again.
     for tls in &mut held {
         tls.write_all(payload.as_bytes()).await.unwrap();
-        assert_eq!(read_status(tls, PROMPT).await.unwrap(), Some(200));
+        assert_eq!(read_status(tls, HANG_GUARD).await.unwrap(), Some(200));
     }
     let (status, body) = server.h1(post_json("/mutate", review_json("after"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -770,7 +776,7 @@ async fn beyond_the_in_flight_limit_requests_get_503_at_once() {
 async fn bodies_buffered_at_once_share_a_byte_budget() {
     let limits = Limits {
         max_buffered_bytes: 9 << 20,
-        body_read_timeout: Duration::from_secs(20),
+        body_read_timeout: NEVER,
         ..limits()
     };
     let server = TestServer::start(limits).await;
@@ -793,7 +799,7 @@ async fn bodies_buffered_at_once_share_a_byte_budget() {
     let started = Instant::now();
     let mut third = server.tls(&[b"http/1.1"]).await;
     third.write_all(declare(4 << 20).as_bytes()).await.unwrap();
-    assert_eq!(read_status(&mut third, PROMPT).await, Ok(Some(503)));
+    assert_eq!(read_status(&mut third, HANG_GUARD).await, Ok(Some(503)));
     eprintln!(
         "body budget: a third 4 MiB body refused in {:?}",
         started.elapsed()
@@ -814,7 +820,7 @@ async fn bodies_buffered_at_once_share_a_byte_budget() {
     let mut tls = server.tls(&[b"http/1.1"]).await;
     tls.write_all(declare(4 << 20).as_bytes()).await.unwrap();
     tls.write_all(&vec![b' '; 4 << 20]).await.unwrap();
-    assert_eq!(read_status(&mut tls, PROMPT).await, Ok(Some(500)));
+    assert_eq!(read_status(&mut tls, HANG_GUARD).await, Ok(Some(500)));
     server.stop().await;
 }
 
@@ -822,7 +828,8 @@ async fn bodies_buffered_at_once_share_a_byte_budget() {
 // The well-behaved client
 
 /// Sends a review every 20 ms on a fresh TLS connection (HTTP/1.1 and HTTP/2 in turn) until
-/// [`Canary::finish`], and checks every reply and its latency.
+/// [`Canary::finish`], and checks that every one is answered, with 200 and its own uid. Its
+/// latency is printed, not asserted.
 struct Canary {
     stop: Arc<AtomicBool>,
     task: JoinHandle<(usize, Duration)>,
@@ -838,18 +845,19 @@ impl Canary {
             while !flag.load(Ordering::Relaxed) || count < 3 {
                 let uid = format!("canary-{count}");
                 let started = Instant::now();
-                let (status, body) = if count % 2 == 0 {
-                    client.h1(post_json("/mutate", review_json(&uid))).await
-                } else {
-                    client.h2(review_json(&uid)).await
+                let reply = async {
+                    if count % 2 == 0 {
+                        client.h1(post_json("/mutate", review_json(&uid))).await
+                    } else {
+                        client.h2(review_json(&uid)).await
+                    }
                 };
+                let (status, body) = tokio::time::timeout(HANG_GUARD, reply)
+                    .await
+                    .unwrap_or_else(|_| panic!("canary review {count} was never answered"));
                 let latency = started.elapsed();
                 assert_eq!(status, StatusCode::OK, "canary {count}: {body}");
                 assert!(body.contains(&uid), "canary {count}: {body}");
-                assert!(
-                    latency < CANARY_BOUND,
-                    "canary review {count} took {latency:?}"
-                );
                 worst = worst.max(latency);
                 count += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -896,7 +904,7 @@ async fn stream_body_until_reply(
             counter.fetch_add(chunk.len(), Ordering::Relaxed);
         }
     });
-    let status = read_status(&mut rd, PROMPT + SLACK).await;
+    let status = read_status(&mut rd, HANG_GUARD).await;
     let at_reply = sent.load(Ordering::Relaxed);
     let elapsed = started.elapsed();
     writer.abort();
@@ -904,7 +912,7 @@ async fn stream_body_until_reply(
 }
 
 /// Writes `head`, then `piece` every 50 ms until the server closes the connection; returns how
-/// long the connection stayed open (capped at 30 s).
+/// long the connection stayed open. Fails if it is still open after [`HANG_GUARD`].
 async fn trickle(tls: TlsStream<TcpStream>, head: Vec<u8>, piece: Vec<u8>) -> Duration {
     let started = Instant::now();
     let (mut rd, mut wr) = tokio::io::split(tls);
@@ -914,7 +922,7 @@ async fn trickle(tls: TlsStream<TcpStream>, head: Vec<u8>, piece: Vec<u8>) -> Du
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
-    closed_within(&mut rd, Duration::from_secs(30)).await;
+    closed_by_server(&mut rd).await;
     writer.abort();
     started.elapsed()
 }
@@ -952,11 +960,11 @@ async fn read_status(
     .map_err(|_| ())
 }
 
-/// Reads (and discards) until the server closes the connection; panics after `within`.
-async fn closed_within(stream: &mut (impl AsyncRead + Unpin), within: Duration) {
+/// Reads (and discards) until the server closes the connection; panics after [`HANG_GUARD`].
+async fn closed_by_server(stream: &mut (impl AsyncRead + Unpin)) {
     assert!(
-        net::closed_within(stream, within).await,
-        "the server kept the connection open past {within:?}"
+        net::closed_within(stream, HANG_GUARD).await,
+        "the server never closed the connection"
     );
 }
 
@@ -970,35 +978,13 @@ fn post_json(path: &str, body: String) -> Request<Full<Bytes>> {
 
 /// A review of an annotated pod that the injector injects.
 fn review_json(uid: &str) -> String {
-    serde_json::json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "apps",
-            "operation": "CREATE",
-            "object": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": "app",
-                    "namespace": "apps",
-                    "annotations": {
-                        "vault.hashicorp.com/agent-inject": "true",
-                        "vault.hashicorp.com/role": "app",
-                        "vault.hashicorp.com/agent-inject-secret-db": "secret/data/db"
-                    }
-                },
-                "spec": {
-                    "serviceAccountName": "app",
-                    "containers": [{"name": "app", "image": "busybox"}]
-                }
-            }
-        }
-    })
-    .to_string()
+    let pod = support::pod()
+        .name("app")
+        .namespace("apps")
+        .service_account("app")
+        .ann("agent-inject-secret-db", "secret/data/db")
+        .build();
+    support::review(pod).uid(uid).into_json()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1116,15 +1102,15 @@ impl TestServer {
     }
 
     async fn h1(&self, req: Request<Full<Bytes>>) -> (StatusCode, String) {
-        tokio::time::timeout(PROMPT + SLACK, self.client.h1(req))
+        tokio::time::timeout(HANG_GUARD, self.client.h1(req))
             .await
-            .expect("a reply within the bound")
+            .expect("a reply")
     }
 
     async fn h2(&self, body: String) -> (StatusCode, String) {
-        tokio::time::timeout(PROMPT + SLACK, self.client.h2(body))
+        tokio::time::timeout(HANG_GUARD, self.client.h2(body))
             .await
-            .expect("a reply within the bound")
+            .expect("a reply")
     }
 
     /// A raw h2 client (frame-level control) on a fresh connection.
@@ -1151,7 +1137,7 @@ impl TestServer {
     }
 
     async fn wait_for_metric(&self, line: &str) {
-        let deadline = Instant::now() + PROMPT + SLACK;
+        let deadline = Instant::now() + HANG_GUARD;
         while !self.metrics_text().contains(line) {
             assert!(
                 Instant::now() < deadline,
@@ -1173,9 +1159,9 @@ impl TestServer {
             let _ = tx.send(());
         }
         let task = self.task.take().unwrap();
-        let result = tokio::time::timeout(Duration::from_secs(10), task)
+        let result = tokio::time::timeout(HANG_GUARD, task)
             .await
-            .expect("shutdown within 10 s")
+            .expect("the server shut down")
             .unwrap();
         assert!(result.is_ok(), "{result:?}");
     }

@@ -16,6 +16,8 @@
 //! - a refused pod carrying the same canaries (a refusal is logged with its reason).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -27,6 +29,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
 use serde_json::{Value, json};
+
+/// How long the test waits for a log line or for `serve` to come up: a safety net so that a
+/// broken injector fails the test instead of hanging it, not a bound on how fast it is.
+const PATIENCE: Duration = Duration::from_secs(20);
 
 const BIN: &str = env!("CARGO_BIN_EXE_vault-injector");
 const TEMPLATE_CANARY: &str = "CANARY-TEMPLATE-7f3a9c";
@@ -157,7 +163,7 @@ fn an_unreachable_vault_address_is_logged_with_the_address() {
         "standard",
         &[("AGENT_INJECT_VAULT_ADDR", &address)],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     while !std::fs::read_to_string(&server.log)
         .unwrap()
         .contains("not reachable")
@@ -214,7 +220,7 @@ fn an_unreachable_api_server_is_logged_with_its_address() {
         .spawn()
         .unwrap();
     let server = format!("https://127.0.0.1:{closed}");
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + PATIENCE;
     let log = loop {
         let log = std::fs::read_to_string(&log_path).unwrap();
         if log.contains("could not update the caBundle") || Instant::now() > deadline {
@@ -401,22 +407,14 @@ fn refusable_pod() -> Value {
 
 fn review(pod: &Value) -> Value {
     let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("apps");
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "5a1f0a3e-audit",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": namespace,
-            "operation": "CREATE",
-            "userInfo": {
-                "username": "system:serviceaccount:apps:deployer",
-                "extra": {"authentication.kubernetes.io/credential-id": [USERINFO_CANARY]}
-            },
-            "object": pod
-        }
-    })
+    support::review(pod.clone())
+        .uid("5a1f0a3e-audit")
+        .namespace(namespace)
+        .user(json!({
+            "username": "system:serviceaccount:apps:deployer",
+            "extra": {"authentication.kubernetes.io/credential-id": [USERINFO_CANARY]}
+        }))
+        .build()
 }
 
 /// The `VAULT_CONFIG` of every container a patch adds, its continuations (`VAULT_CONFIG_1`...)
@@ -524,7 +522,7 @@ impl Server {
             ca,
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + PATIENCE;
         while server.get_ready().is_err() {
             assert!(Instant::now() < deadline, "serve did not start");
             std::thread::sleep(Duration::from_millis(50));
@@ -597,7 +595,7 @@ impl Server {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + PATIENCE;
         while self.child.try_wait().unwrap().is_none() {
             if Instant::now() > deadline {
                 let _ = self.child.kill();

@@ -1,6 +1,8 @@
 //! The `render` interface, run as a real process: input forms, outputs and exit codes.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
@@ -84,9 +86,13 @@ fn render_reads_stdin_and_prints_the_patch_or_the_review() {
 #[test]
 fn render_accepts_a_whole_admission_review_as_json() {
     let pod: Value = serde_yaml_ng::from_str(&example()).unwrap();
-    let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
-        "request": {"uid": "abc", "namespace": "orders", "object": pod}});
-    let out = run(&["render", "-o", "review"], &review.to_string(), &[ADDR]);
+    let review = support::review(pod)
+        .api_version("admission.k8s.io/v1beta1")
+        .uid("abc")
+        .namespace("orders")
+        .bare()
+        .into_json();
+    let out = run(&["render", "-o", "review"], &review, &[ADDR]);
     assert_eq!(out.status.code(), Some(0));
     let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reply["apiVersion"], "admission.k8s.io/v1beta1");

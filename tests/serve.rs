@@ -2,6 +2,8 @@
 //! the test, HTTP/1.1 and HTTP/2 clients (hyper + tokio-rustls) trusting only the test CA.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -20,8 +22,6 @@ use rustls::crypto::ring;
 use rustls::{ClientConfig, RootCertStore, SupportedCipherSuite};
 use rustls_pki_types::{CertificateDer, ServerName};
 
-#[path = "support/net.rs"]
-mod net;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -31,7 +31,10 @@ use vault_injector::server::{self, Limits, ServeError};
 use vault_injector::settings::{Settings, TlsVersion};
 use vault_injector::tls::{self, CertFiles, CertStore, CertWatcher};
 
-/// Upper bound for anything the test waits on; generous for a loaded 2-core CI machine.
+use support::net;
+
+/// Upper bound for anything the test waits on: a safety net so that a broken server fails the
+/// test instead of hanging it, not a latency bound (no test here asserts how fast anything is).
 const PATIENCE: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
@@ -75,7 +78,8 @@ async fn metrics_count_injections_and_refusals_by_namespace() {
         ))
         .await;
     assert_eq!(injected.status, StatusCode::OK, "{}", injected.body);
-    // Injection into kube-system is refused (mutation.md §2 step 7), which counts as a failure.
+    // Injection into kube-system is refused (as upstream, the system namespaces are never
+    // injected), which counts as a failure.
     let refused = server
         .h1(post_json(
             "/mutate",
@@ -587,45 +591,17 @@ fn kubelet_volume(dir: &Path, generation: &str, leaf: &Leaf, previous: Option<&s
 
 /// A review of an annotated pod that the injector should inject (or refuse in kube-system).
 fn review(api_version: &str, uid: &str, namespace: &str) -> String {
-    serde_json::json!({
-        "apiVersion": api_version,
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": namespace,
-            "operation": "CREATE",
-            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
-            "object": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": "app",
-                    "namespace": namespace,
-                    "annotations": {
-                        "vault.hashicorp.com/agent-inject": "true",
-                        "vault.hashicorp.com/role": "app",
-                        "vault.hashicorp.com/agent-inject-secret-db": "secret/data/db"
-                    }
-                },
-                "spec": {
-                    "serviceAccountName": "app",
-                    "containers": [{
-                        "name": "app",
-                        "image": "busybox",
-                        "volumeMounts": [{
-                            "name": "kube-api-access-x",
-                            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
-                            "readOnly": true
-                        }]
-                    }],
-                    "volumes": [{"name": "kube-api-access-x", "projected": {"sources": []}}]
-                }
-            }
-        }
-    })
-    .to_string()
+    let pod = support::pod()
+        .name("app")
+        .namespace(namespace)
+        .service_account("app")
+        .ann("agent-inject-secret-db", "secret/data/db")
+        .build();
+    support::review(pod)
+        .api_version(api_version)
+        .uid(uid)
+        .namespace(namespace)
+        .into_json()
 }
 
 fn get(path: &str) -> Request<Full<Bytes>> {

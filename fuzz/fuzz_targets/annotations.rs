@@ -3,6 +3,9 @@
 //! and yields a Pod.
 #![no_main]
 
+#[path = "../../tests/support/pods.rs"]
+mod pods;
+
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -28,30 +31,23 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
+/// A pod with an init container, two app containers, an extra volume and an AWS role in the
+/// environment, so that annotations about any of these have something to act on.
 fn base_pod() -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "app", "namespace": "apps"},
-        "spec": {
-            "serviceAccountName": "app",
-            "initContainers": [{"name": "setup", "image": "busybox"}],
-            "containers": [
-                {
-                    "name": "app",
-                    "image": "busybox",
-                    "env": [{"name": "AWS_ROLE_ARN", "value": "arn"}],
-                    "volumeMounts": [
-                        {"name": "kube-api-access-x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true},
-                        {"name": "data", "mountPath": "/data"}
-                    ]
-                },
-                {"name": "side", "image": "busybox"}
-            ],
-            "volumes": [
-                {"name": "kube-api-access-x", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}},
-                {"name": "data", "emptyDir": {}}
-            ]
-        }
-    })
+    pods::pod()
+        .name("app")
+        .namespace("apps")
+        .service_account("app")
+        .init_container("setup")
+        .container("side")
+        .set(
+            "/spec/containers/0/env",
+            json!([{"name": "AWS_ROLE_ARN", "value": "arn"}]),
+        )
+        .push(
+            "/spec/containers/0/volumeMounts",
+            json!({"name": "data", "mountPath": "/data"}),
+        )
+        .push("/spec/volumes", json!({"name": "data", "emptyDir": {}}))
+        .build()
 }

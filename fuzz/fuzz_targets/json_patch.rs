@@ -4,6 +4,9 @@
 //! and image whatever the patch says: it only reaches the agent container.
 #![no_main]
 
+#[path = "../../tests/support/pods.rs"]
+mod pods;
+
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
@@ -28,32 +31,16 @@ fuzz_target!(|data: &[u8]| {
         });
         let _ = patch::apply_user_patch(&container, &user);
     }
-    let pod = json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": "app",
-            "annotations": {
-                "vault.hashicorp.com/agent-inject": "true",
-                "vault.hashicorp.com/role": "app",
-                "vault.hashicorp.com/agent-inject-secret-db": "secret/data/db",
-                "vault.hashicorp.com/agent-json-patch": text,
-                "vault.hashicorp.com/agent-init-json-patch": text
-            }
-        },
-        "spec": {
-            "containers": [{
-                "name": "app",
-                "image": "busybox",
-                "volumeMounts": [{"name": "kube-api-access-x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}]
-            }],
-            "volumes": [{"name": "kube-api-access-x", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}]
-        }
-    });
+    let pod = pods::pod()
+        .name("app")
+        .ann("agent-inject-secret-db", "secret/data/db")
+        .ann("agent-json-patch", text)
+        .ann("agent-init-json-patch", text)
+        .build();
     if let Ok(mutation) = admission::mutate(&pod, "apps", &DEFAULTS) {
         let mutated = admission::mutated_object(&pod, &mutation).expect("the patch applies");
         let app = &mutated["spec"]["containers"][0];
         assert_eq!(app["name"], "app");
-        assert_eq!(app["image"], "busybox");
+        assert_eq!(app["image"], pod["spec"]["containers"][0]["image"]);
     }
 });

@@ -1,108 +1,29 @@
-//! Small builders for test pods and helpers to run the injector core on them.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! The one home of test fixtures: small builders for pods ([`pods`]) and AdmissionReviews
+//! ([`reviews`]), the realistic workloads the benchmarks measure ([`workloads`]), socket helpers
+//! for server tests ([`net`]), and helpers that run the injector core on a pod (below).
+//!
+//! Integration tests use it as `mod support;`; benchmarks and examples include this file by
+//! `#[path]`, and the fuzz targets include `pods.rs`, which needs nothing but `serde_json`.
+// Each test crate uses its own part of this module.
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod net;
+pub mod pods;
+pub mod reviews;
+pub mod workloads;
 
 use base64::Engine as _;
-use serde_json::{Value, json};
+use serde_json::Value;
 use vault_injector::admission::{self, Mutation};
 use vault_injector::annotations::Refusal;
 use vault_injector::settings::{AgentDefaults, Settings};
 
+pub use pods::{PodBuilder, pod};
+pub use reviews::review;
+
 /// The settings every test starts from: upstream defaults plus a Vault address.
 pub fn defaults() -> AgentDefaults {
     Settings::default().agent
-}
-
-/// A pod as the API server sends it: one app container `app` mounting the projected
-/// service-account volume, annotated for injection with a role.
-pub fn pod() -> PodBuilder {
-    PodBuilder(json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": "test",
-            "annotations": {
-                "vault.hashicorp.com/agent-inject": "true",
-                "vault.hashicorp.com/role": "app"
-            }
-        },
-        "spec": {
-            "containers": [{
-                "name": "app",
-                "image": "example/app:1",
-                "volumeMounts": [{
-                    "name": "kube-api-access-abcde",
-                    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
-                    "readOnly": true
-                }]
-            }],
-            "volumes": [{
-                "name": "kube-api-access-abcde",
-                "projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}}]}
-            }]
-        }
-    }))
-}
-
-/// Builder over the pod's JSON.
-#[derive(Clone)]
-pub struct PodBuilder(pub Value);
-
-impl PodBuilder {
-    /// Sets `vault.hashicorp.com/<key>`.
-    pub fn ann(mut self, key: &str, value: &str) -> Self {
-        self.0["metadata"]["annotations"][format!("vault.hashicorp.com/{key}")] = json!(value);
-        self
-    }
-
-    /// Removes `vault.hashicorp.com/<key>`.
-    pub fn without(mut self, key: &str) -> Self {
-        self.0["metadata"]["annotations"]
-            .as_object_mut()
-            .unwrap()
-            .remove(&format!("vault.hashicorp.com/{key}"));
-        self
-    }
-
-    /// Adds an app container with no mounts.
-    pub fn container(mut self, name: &str) -> Self {
-        self.0["spec"]["containers"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"name": name, "image": "example/other:1"}));
-        self
-    }
-
-    /// Adds an init container with no mounts.
-    pub fn init_container(mut self, name: &str) -> Self {
-        let spec = self.0["spec"].as_object_mut().unwrap();
-        spec.entry("initContainers")
-            .or_insert_with(|| json!([]))
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"name": name, "image": "example/init:1"}));
-        self
-    }
-
-    /// Sets any field by JSON pointer (parents must exist).
-    pub fn set(mut self, pointer: &str, value: Value) -> Self {
-        let (parent, key) = pointer.rsplit_once('/').unwrap();
-        let parent = self
-            .0
-            .pointer_mut(parent)
-            .unwrap_or_else(|| panic!("no {parent}"));
-        match parent {
-            Value::Array(items) => items[key.parse::<usize>().unwrap()] = value,
-            other => {
-                other[key] = value;
-            }
-        }
-        self
-    }
-
-    /// The pod JSON.
-    pub fn build(self) -> Value {
-        self.0
-    }
 }
 
 /// What one injection produced.
