@@ -1,4 +1,4 @@
-//! Auto-TLS at run time (server.md §5.3–5.5): who makes the serving certificate, when it is
+//! Auto-TLS at run time: who makes the serving certificate, when it is
 //! renewed, and how replicas share it.
 //!
 //! - One replica (no elector): generate a CA, publish `<previous CA><new CA>` as the webhook's
@@ -24,16 +24,18 @@
 
 use std::time::Duration;
 
+use backon::Retryable as _;
 use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client};
 use thiserror::Error;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::autotls::{self, AutoTlsError, Ca, LEAF_LIFETIME};
+use crate::backoff::Backoff;
 use crate::cluster::{self, CERT_SECRET_NAME, KubeError, SharedCert};
 use crate::goparse::parse_duration;
 use crate::lease;
@@ -49,9 +51,22 @@ pub const TEST_LEAF_LIFETIME_ENV: &str = "VAULT_INJECTOR_TEST_LEAF_LIFETIME";
 /// The shortest lifetime [`TEST_LEAF_LIFETIME_ENV`] accepts.
 pub const MIN_TEST_LIFETIME: Duration = Duration::from_secs(5);
 
-/// How many times taking the leader lock may fail with an API error before the injector gives
-/// up (upstream: 10 retries, exponential backoff capped at 30 s).
-const ELECTION_ATTEMPTS: u32 = 10;
+/// Taking the leader lock after an API error: upstream's schedule (0.5 s, ×1.5, ±50 %, the
+/// delay capped at 30 s), ten attempts in all before the injector gives up.
+const ELECTION_RETRY: Backoff = Backoff::exponential(Duration::from_millis(500), 1.5, HALF_MINUTE)
+    .spread(0.5)
+    .retries(9);
+
+/// Writing a new leaf to the Secret: 0.5 s, ×1.5, capped at 30 s, until the next renewal is
+/// due (the followers keep serving the previous leaf meanwhile, which is still valid).
+const SHARE_RETRY: Backoff = Backoff::exponential(Duration::from_millis(500), 1.5, HALF_MINUTE);
+
+/// Watching the Secret again after an error: 1 s growing to 5 s, short enough that a follower
+/// picks up the leader's new leaf soon after the API server is back.
+const FOLLOW_RETRY: Backoff = Backoff::exponential(Duration::from_secs(1), 1.5, FIVE_SECONDS);
+
+const HALF_MINUTE: Duration = Duration::from_secs(30);
+const FIVE_SECONDS: Duration = Duration::from_secs(5);
 
 /// The certificate source could not start, or auto-TLS stopped for good.
 #[derive(Debug, Error)]
@@ -212,13 +227,11 @@ impl CertSource {
         let Some(manager) = self.manager.as_mut() else {
             return Ok(());
         };
-        while !store.is_loaded() {
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(50)) => {}
-                result = &mut manager.0 => return Err(stopped(result)),
-            }
+        tokio::select! {
+            biased;
+            () = store.loaded() => Ok(()),
+            result = &mut manager.0 => Err(stopped(result)),
         }
-        Ok(())
     }
 
     /// Waits for a fatal error of auto-TLS (for ever in disk mode).
@@ -333,22 +346,14 @@ async fn run_lease(
     }
 }
 
-/// Takes the leader lock, retrying API errors as upstream.
+/// Takes the leader lock, retrying API errors as upstream ([`ELECTION_RETRY`]).
 async fn elect(client: &Client, config: &AutoTlsConfig) -> Result<(), CertManagerError> {
-    let mut delay = Duration::from_millis(500);
-    let mut attempt = 1;
-    loop {
-        match cluster::become_leader(client, &config.lock_namespace, &config.pod_name).await {
-            Ok(()) => return Ok(()),
-            Err(e) if attempt >= ELECTION_ATTEMPTS => return Err(CertManagerError::Election(e)),
-            Err(e) => {
-                tracing::error!(target: HANDLER, error = %e, "Trouble becoming leader");
-                tokio::time::sleep(delay.mul_f64(0.5 + cluster::random_fraction())).await;
-                delay = delay.mul_f64(1.5).min(Duration::from_secs(30));
-                attempt += 1;
-            }
-        }
-    }
+    (|| cluster::become_leader(client, &config.lock_namespace, &config.pod_name))
+        .retry(ELECTION_RETRY)
+        .sleep(tokio::time::sleep)
+        .notify(|e, _| tracing::error!(target: HANDLER, error = %e, "Trouble becoming leader"))
+        .await
+        .map_err(CertManagerError::Election)
 }
 
 /// The leader's (or the single replica's) job: a CA for this process, the caBundle, and a leaf
@@ -402,8 +407,8 @@ async fn lead(
     }
 }
 
-/// Writes the leaf to the Secret, retrying (backoff up to 30 s) until it works or the next
-/// renewal is due.
+/// Writes the leaf to the Secret, retrying ([`SHARE_RETRY`]) until it works, this replica
+/// stops leading, or the next renewal is due.
 async fn share(
     client: &Client,
     namespace: &str,
@@ -411,24 +416,20 @@ async fn share(
     due: tokio::time::Instant,
     leading: Option<&watch::Receiver<bool>>,
 ) {
-    let mut delay = Duration::from_millis(500);
-    loop {
+    let write = move || async move {
         if !still_leading(leading) {
-            return;
+            return Ok(());
         }
-        match cluster::write_cert_secret(client, namespace, shared).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::error!(target: HANDLER, certSecretName = CERT_SECRET_NAME, Server = %cluster::api_server(), err = %e, "attempt to update cert secret failed");
-                let wake = tokio::time::Instant::now() + delay;
-                if wake >= due {
-                    return;
-                }
-                tokio::time::sleep_until(wake).await;
-                delay = delay.mul_f64(1.5).min(Duration::from_secs(30));
-            }
-        }
-    }
+        cluster::write_cert_secret(client, namespace, shared)
+            .await
+            .inspect_err(|e| tracing::error!(target: HANDLER, certSecretName = CERT_SECRET_NAME, Server = %cluster::api_server(), err = %e, "attempt to update cert secret failed"))
+    };
+    // Every failure is logged above; the last one needs nothing more.
+    let _ = write
+        .retry(SHARE_RETRY)
+        .sleep(tokio::time::sleep)
+        .adjust(|_, delay| delay.filter(|d| tokio::time::Instant::now() + *d < due))
+        .await;
 }
 
 /// Whether this replica may still write (always, without a Lease).
@@ -444,26 +445,23 @@ async fn follow(client: &Client, namespace: &str, store: &CertStore) {
         secrets,
         watcher::Config::default().fields(&format!("metadata.name={CERT_SECRET_NAME}")),
     )
+    .backoff(FOLLOW_RETRY.delays())
     .boxed();
     let source = CertFiles::new(
         format!("secret {namespace}/{CERT_SECRET_NAME} data.cert"),
         format!("secret {namespace}/{CERT_SECRET_NAME} data.key"),
     );
     let mut last: Option<SharedCert> = None;
-    let mut failures = 0_u32;
     while let Some(event) = events.next().await {
         let secret = match event {
             Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => s,
             Ok(_) => continue,
+            // The stream waits FOLLOW_RETRY before it tries again.
             Err(e) => {
-                failures += 1;
                 tracing::warn!(target: HANDLER, Server = %cluster::api_server(), Error = %e, "failed to get secret");
-                // The watcher retries on the next poll; don't spin on a persistent error.
-                tokio::time::sleep(Duration::from_secs(u64::from(failures.min(5)))).await;
                 continue;
             }
         };
-        failures = 0;
         let Some(shared) = SharedCert::from_secret(&secret) else {
             continue;
         };

@@ -290,8 +290,7 @@ pub async fn run<S: LeaseStore>(
                     tracing::warn!(target: HANDLER, Lease = LEASE_NAME, Server = %crate::cluster::api_server(), Error = %e, "could not read or take the Lease");
                 }
             }
-            let jitter = 1.0 + MAX_JITTER * crate::cluster::random_fraction();
-            tokio::time::sleep(timing.retry_period.mul_f64(jitter)).await;
+            tokio::time::sleep(crate::backoff::lengthen(timing.retry_period, MAX_JITTER)).await;
         }
         tracing::info!(target: HANDLER, Lease = LEASE_NAME, Pod = %me, "Became the leader.");
         last_holder.clone_from(&me);

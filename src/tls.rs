@@ -19,7 +19,7 @@ use rustls::{ServerConfig, SupportedCipherSuite};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::logging::CERT_WATCHER;
@@ -96,10 +96,23 @@ fn detail(reason: &Option<String>) -> String {
 }
 
 /// The certificate served to new handshakes. Cloning is cheap and every clone sees the same
-/// certificate, so the watcher, the server and a future auto-TLS source can share one.
-#[derive(Clone, Default)]
+/// certificate, so the file watcher, auto-TLS and the server share one.
+#[derive(Clone)]
 pub struct CertStore {
+    /// Read on every handshake, hence a lock-free swap rather than the channel below.
     current: Arc<ArcSwapOption<CertifiedKey>>,
+    /// Told of every [`set`](Self::set), so that startup can wait for the first certificate
+    /// without polling.
+    published: Arc<watch::Sender<()>>,
+}
+
+impl Default for CertStore {
+    fn default() -> Self {
+        Self {
+            current: Arc::default(),
+            published: Arc::new(watch::Sender::new(())),
+        }
+    }
 }
 
 impl std::fmt::Debug for CertStore {
@@ -126,9 +139,18 @@ impl CertStore {
         self.current.load().is_some()
     }
 
+    /// Returns once a certificate is loaded (at once if one is).
+    pub async fn loaded(&self) {
+        let mut published = self.published.subscribe();
+        // `set` stores before it publishes, so a certificate set after this first look still
+        // wakes the wait. The sender lives as long as `self`: the wait cannot fail.
+        let _ = published.wait_for(|()| self.is_loaded()).await;
+    }
+
     /// Serves `key` to every handshake from now on. Connections already established keep theirs.
     pub fn set(&self, key: CertifiedKey) {
         self.current.store(Some(Arc::new(key)));
+        self.published.send_replace(());
     }
 
     /// A rustls resolver reading this store on every handshake.
@@ -615,6 +637,30 @@ mod tests {
         store.set(key);
         assert!(clone.is_loaded());
         assert_eq!(served_der(&clone), pair.der);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_the_first_certificate_wakes_when_it_is_set() {
+        let store = CertStore::new();
+        let waiting = tokio::spawn({
+            let store = store.clone();
+            async move { store.loaded().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        let pair = self_signed();
+        store.set(
+            CertFiles::new("a", "b")
+                .parse(pair.cert_pem.as_bytes(), pair.key_pem.as_bytes())
+                .unwrap(),
+        );
+        // The clock stands still: only the store's news can end the wait, not a poll.
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        assert!(waiting.is_finished());
+        // Once loaded, waiting returns at once.
+        store.loaded().await;
     }
 
     #[test]
