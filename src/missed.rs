@@ -27,7 +27,7 @@ use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Client;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, PostParams, VersionMatch};
 use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use prometheus::IntCounterVec;
@@ -203,9 +203,10 @@ pub async fn run(client: Client, counter: IntCounterVec) {
         .unwrap_or_else(|| COMPONENT.to_owned());
     // `Api<PartialObjectMeta<_>>` lists and watches metadata only.
     let pods: Api<PartialObjectMeta<Pod>> = Api::all(client.clone());
-    let mut events = watcher(pods, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    // Pages of 100 rather than client-go's 500: the initial list is the watcher's only burst of
+    // memory, and a page of pod metadata is mostly `managedFields`.
+    let config = watcher::Config::default().page_size(100);
+    let mut events = watcher(pods, config).default_backoff().boxed();
     let mut verdicts = Verdicts::default();
     tracing::info!(target: HANDLER, "Watching pods for missed injections");
     while let Some(event) = events.next().await {
@@ -237,7 +238,13 @@ async fn judge(client: &Client, pod: &ObjectMeta) -> Option<Verdict> {
     let namespace = pod.namespace.as_deref().unwrap_or_default();
     let name = pod.name.as_deref().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let by_name = ListParams::default().fields(&format!("metadata.name={name}"));
+    // At least as recent as the version the watch showed, so the API server can answer from
+    // its cache at once rather than first making sure it has caught up with etcd (a consistent
+    // read), which it paces at about ten a second.
+    let by_name = ListParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .at(pod.resource_version.as_deref().unwrap_or("0"))
+        .matching(VersionMatch::NotOlderThan);
     let listed = (|| api.list(&by_name))
         .retry(API_RETRY)
         .sleep(tokio::time::sleep)
