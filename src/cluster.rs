@@ -33,7 +33,7 @@ pub const SA_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccou
 
 /// The wait between two attempts at taking the lock while another Pod holds it: operator-lib's
 /// (1 s doubling up to its `maxBackoffInterval` of 16 s, each lengthened by up to 20 %).
-const LOCK_WAIT: Backoff =
+pub const LOCK_WAIT: Backoff =
     Backoff::exponential(Duration::from_secs(1), 2.0, Duration::from_secs(16)).lengthened(0.2);
 
 /// A Kubernetes API operation failed.
