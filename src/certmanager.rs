@@ -1,4 +1,4 @@
-//! Auto-TLS at run time (server.md §5.3–5.5): who makes the serving certificate, when it is
+//! Auto-TLS at run time: who makes the serving certificate, when it is
 //! renewed, and how replicas share it.
 //!
 //! - One replica (no elector): generate a CA, publish `<previous CA><new CA>` as the webhook's
@@ -24,23 +24,18 @@
 
 use std::time::Duration;
 
-use futures::StreamExt as _;
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::watcher;
-use kube::{Api, Client};
 use thiserror::Error;
-use time::OffsetDateTime;
-use tokio::sync::watch;
 
-use crate::autotls::{self, AutoTlsError, Ca, LEAF_LIFETIME};
-use crate::cluster::{self, CERT_SECRET_NAME, KubeError, SharedCert};
+use crate::autotls::{AutoTlsError, LEAF_LIFETIME};
+use crate::cluster::{self, KubeError};
 use crate::goparse::parse_duration;
-use crate::lease;
 use crate::logging::HANDLER;
 use crate::settings::{LeaderElectionMode, ServerSettings};
 use crate::tls::{self, CertFiles, CertStore, CertWatcher, TlsError};
-use crate::webhook::{self, Keeper};
+use crate::webhook::Keeper;
+
+mod auto;
+pub use auto::run;
 
 /// Test-only: overrides the leaf lifetime (a Go duration such as `20s`) so that renewals can be
 /// observed in seconds. Never set it in a deployment.
@@ -48,10 +43,6 @@ pub const TEST_LEAF_LIFETIME_ENV: &str = "VAULT_INJECTOR_TEST_LEAF_LIFETIME";
 
 /// The shortest lifetime [`TEST_LEAF_LIFETIME_ENV`] accepts.
 pub const MIN_TEST_LIFETIME: Duration = Duration::from_secs(5);
-
-/// How many times taking the leader lock may fail with an API error before the injector gives
-/// up (upstream: 10 retries, exponential backoff capped at 30 s).
-const ELECTION_ATTEMPTS: u32 = 10;
 
 /// The certificate source could not start, or auto-TLS stopped for good.
 #[derive(Debug, Error)]
@@ -212,13 +203,11 @@ impl CertSource {
         let Some(manager) = self.manager.as_mut() else {
             return Ok(());
         };
-        while !store.is_loaded() {
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(50)) => {}
-                result = &mut manager.0 => return Err(stopped(result)),
-            }
+        tokio::select! {
+            biased;
+            () = store.loaded() => Ok(()),
+            result = &mut manager.0 => Err(stopped(result)),
         }
-        Ok(())
     }
 
     /// Waits for a fatal error of auto-TLS (for ever in disk mode).
@@ -256,230 +245,6 @@ async fn publish_ca_file(keeper: Keeper, path: String) {
             }
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
-    }
-}
-
-/// Runs auto-TLS, filling `store`, until a fatal error. Never returns `Ok`.
-pub async fn run(
-    client: Client,
-    config: AutoTlsConfig,
-    store: CertStore,
-) -> Result<(), CertManagerError> {
-    if config.lifetime != LEAF_LIFETIME {
-        tracing::warn!(target: HANDLER, Lifetime = ?config.lifetime, "{TEST_LEAF_LIFETIME_ENV} is set: serving certificates with a test-only lifetime");
-    }
-    if config.elector && config.mode == LeaderElectionMode::Lease {
-        return run_lease(client, config, store).await;
-    }
-    if config.mode == LeaderElectionMode::Lease {
-        tracing::warn!(target: HANDLER, "-leader-election-mode=lease has no effect without -use-leader-elector=true");
-    }
-    let keeper =
-        (!config.webhook.is_empty()).then(|| Keeper::start(client.clone(), config.webhook.clone()));
-    if config.elector {
-        println!("Using internal leader elector logic for webhook certificate management");
-        let election = elect(&client, &config);
-        tokio::pin!(election);
-        tokio::select! {
-            result = &mut election => result?,
-            () = follow(&client, &config.namespace, &store) => {}
-        }
-    }
-    lead(&client, &config, &store, keeper.as_ref(), None).await
-}
-
-/// Lease mode: follow the Secret while another replica holds the Lease, lead while this one
-/// does, for ever. Never returns `Ok`.
-async fn run_lease(
-    client: Client,
-    config: AutoTlsConfig,
-    store: CertStore,
-) -> Result<(), CertManagerError> {
-    println!("Using internal leader elector logic for webhook certificate management (Lease)");
-    if config.pod_name.is_empty() {
-        return Err(CertManagerError::Election(KubeError::NoPodName));
-    }
-    let leases: Api<Lease> = Api::namespaced(client.clone(), &config.lock_namespace);
-    let (leading_tx, leading) = watch::channel(false);
-    let _election = AbortOnDrop(tokio::spawn(lease::run(
-        leases,
-        config.pod_name.clone(),
-        lease::TIMING,
-        leading_tx,
-    )));
-    loop {
-        let mut gained = leading.clone();
-        let gained = async move { gained.wait_for(|l| *l).await.map(|_| ()) };
-        tokio::pin!(gained);
-        let result = tokio::select! {
-            result = &mut gained => result,
-            // The watch stream does not end; if it did, only the Lease may end the wait.
-            () = follow(&client, &config.namespace, &store) => gained.await,
-        };
-        if result.is_err() {
-            return Err(CertManagerError::LeaseElection);
-        }
-        // A keeper per stint: dropping it stops any caBundle write of this replica.
-        let keeper = (!config.webhook.is_empty())
-            .then(|| Keeper::start(client.clone(), config.webhook.clone()));
-        let mut lost = leading.clone();
-        tokio::select! {
-            biased;
-            result = lost.wait_for(|l| !*l) => if result.is_err() { return Err(CertManagerError::LeaseElection) },
-            result = lead(&client, &config, &store, keeper.as_ref(), Some(&leading)) => result?,
-        }
-        drop(keeper);
-        tracing::warn!(target: HANDLER, "Stopped managing the certificate; following {CERT_SECRET_NAME} again");
-    }
-}
-
-/// Takes the leader lock, retrying API errors as upstream.
-async fn elect(client: &Client, config: &AutoTlsConfig) -> Result<(), CertManagerError> {
-    let mut delay = Duration::from_millis(500);
-    let mut attempt = 1;
-    loop {
-        match cluster::become_leader(client, &config.lock_namespace, &config.pod_name).await {
-            Ok(()) => return Ok(()),
-            Err(e) if attempt >= ELECTION_ATTEMPTS => return Err(CertManagerError::Election(e)),
-            Err(e) => {
-                tracing::error!(target: HANDLER, error = %e, "Trouble becoming leader");
-                tokio::time::sleep(delay.mul_f64(0.5 + cluster::random_fraction())).await;
-                delay = delay.mul_f64(1.5).min(Duration::from_secs(30));
-                attempt += 1;
-            }
-        }
-    }
-}
-
-/// The leader's (or the single replica's) job: a CA for this process, the caBundle, and a leaf
-/// renewed forever.
-///
-/// With `leading` (Lease mode), nothing is written once it says `false`; the caller drops this
-/// future then.
-async fn lead(
-    client: &Client,
-    config: &AutoTlsConfig,
-    store: &CertStore,
-    keeper: Option<&Keeper>,
-    leading: Option<&watch::Receiver<bool>>,
-) -> Result<(), CertManagerError> {
-    let ca = Ca::generate(OffsetDateTime::now_utc())?;
-    tracing::info!(target: HANDLER, "Generated CA");
-    if let Some(keeper) = keeper {
-        let old = match webhook::current_ca_bundle(client, &config.webhook).await {
-            Ok(old) => old,
-            Err(e) => {
-                tracing::warn!(target: HANDLER, Error = %e, "could not read the previous CA; publishing only the new one");
-                Vec::new()
-            }
-        };
-        // The leaf served until now (the Secret's, or this replica's previous one) stays
-        // trusted: its CA is kept next to the new one.
-        let served = store.current();
-        let served = served.as_ref().and_then(|k| k.cert.first());
-        let bundle = autotls::bundle_for_new_ca(ca.pem(), &old, served, OffsetDateTime::now_utc());
-        if !still_leading(leading) {
-            return std::future::pending().await;
-        }
-        keeper.want(bundle.clone().into_bytes());
-        keeper.written(bundle.as_bytes()).await;
-    }
-    let generated = CertFiles::new("(generated certificate)", "(generated key)");
-    loop {
-        let leaf = ca.issue_leaf(&config.hosts, OffsetDateTime::now_utc(), config.lifetime)?;
-        store.set(generated.parse(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes())?);
-        tracing::info!(target: HANDLER, NotAfter = %leaf.not_after, "Updated serving certificate");
-        let renew = autotls::renew_in(leaf.not_after, config.lifetime, OffsetDateTime::now_utc());
-        let due = tokio::time::Instant::now() + renew;
-        if config.elector {
-            let shared = SharedCert {
-                cert: leaf.cert_pem.into_bytes(),
-                key: leaf.key_pem.into_bytes(),
-            };
-            share(client, &config.namespace, &shared, due, leading).await;
-        }
-        tokio::time::sleep_until(due).await;
-    }
-}
-
-/// Writes the leaf to the Secret, retrying (backoff up to 30 s) until it works or the next
-/// renewal is due.
-async fn share(
-    client: &Client,
-    namespace: &str,
-    shared: &SharedCert,
-    due: tokio::time::Instant,
-    leading: Option<&watch::Receiver<bool>>,
-) {
-    let mut delay = Duration::from_millis(500);
-    loop {
-        if !still_leading(leading) {
-            return;
-        }
-        match cluster::write_cert_secret(client, namespace, shared).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::error!(target: HANDLER, certSecretName = CERT_SECRET_NAME, Server = %cluster::api_server(), err = %e, "attempt to update cert secret failed");
-                let wake = tokio::time::Instant::now() + delay;
-                if wake >= due {
-                    return;
-                }
-                tokio::time::sleep_until(wake).await;
-                delay = delay.mul_f64(1.5).min(Duration::from_secs(30));
-            }
-        }
-    }
-}
-
-/// Whether this replica may still write (always, without a Lease).
-fn still_leading(leading: Option<&watch::Receiver<bool>>) -> bool {
-    leading.is_none_or(|rx| *rx.borrow())
-}
-
-/// A follower serves whatever the Secret holds, as soon as it changes. Runs until dropped.
-async fn follow(client: &Client, namespace: &str, store: &CertStore) {
-    tracing::debug!(target: HANDLER, "Currently a follower");
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let mut events = watcher(
-        secrets,
-        watcher::Config::default().fields(&format!("metadata.name={CERT_SECRET_NAME}")),
-    )
-    .boxed();
-    let source = CertFiles::new(
-        format!("secret {namespace}/{CERT_SECRET_NAME} data.cert"),
-        format!("secret {namespace}/{CERT_SECRET_NAME} data.key"),
-    );
-    let mut last: Option<SharedCert> = None;
-    let mut failures = 0_u32;
-    while let Some(event) = events.next().await {
-        let secret = match event {
-            Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => s,
-            Ok(_) => continue,
-            Err(e) => {
-                failures += 1;
-                tracing::warn!(target: HANDLER, Server = %cluster::api_server(), Error = %e, "failed to get secret");
-                // The watcher retries on the next poll; don't spin on a persistent error.
-                tokio::time::sleep(Duration::from_secs(u64::from(failures.min(5)))).await;
-                continue;
-            }
-        };
-        failures = 0;
-        let Some(shared) = SharedCert::from_secret(&secret) else {
-            continue;
-        };
-        if last.as_ref() == Some(&shared) {
-            continue;
-        }
-        match source.parse(&shared.cert, &shared.key) {
-            Ok(key) => {
-                store.set(key);
-                tracing::info!(target: HANDLER, "Updated serving certificate from the leader's secret");
-            }
-            Err(e) => {
-                tracing::warn!(target: HANDLER, Error = %e, "Could not load TLS keypair. Trying again...")
-            }
-        }
-        last = Some(shared);
     }
 }
 

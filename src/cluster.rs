@@ -1,8 +1,8 @@
 //! The Kubernetes side of auto-TLS that is not the webhook: the API client, the leader-for-life
-//! lock (operator-lib's `leader.Become("vault-k8s-leader")`, server.md §5.5) and the shared
-//! certificate Secret `vault-injector-certs`.
+//! lock (operator-lib's `leader.Become("vault-k8s-leader")`) and the shared certificate Secret
+//! `vault-injector-certs`.
 //!
-//! Everything here stays inside the RBAC the vault-helm chart grants (server.md §9): configmaps
+//! Everything here stays inside the RBAC the vault-helm chart grants: configmaps
 //! create/get/list/watch/update/delete, secrets create/get/list/watch/update, pods
 //! get/delete and nodes get. Nothing is patched except the webhook.
 
@@ -18,6 +18,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use thiserror::Error;
 
+use crate::backoff::Backoff;
 use crate::logging::HANDLER;
 
 /// Name of the leader-for-life lock ConfigMap, shared with upstream so that old and new
@@ -30,8 +31,10 @@ pub const CERT_SECRET_NAME: &str = "vault-injector-certs";
 /// Where the kubelet mounts the service account's namespace.
 pub const SA_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
-/// The longest wait between two attempts at taking the lock (operator-lib's `maxBackoffInterval`).
-const LOCK_MAX_WAIT: Duration = Duration::from_secs(16);
+/// The wait between two attempts at taking the lock while another Pod holds it: operator-lib's
+/// (1 s doubling up to its `maxBackoffInterval` of 16 s, each lengthened by up to 20 %).
+pub const LOCK_WAIT: Backoff =
+    Backoff::exponential(Duration::from_secs(1), 2.0, Duration::from_secs(16)).lengthened(0.2);
 
 /// A Kubernetes API operation failed.
 #[derive(Debug, Error)]
@@ -116,11 +119,12 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
 }
 
 /// Takes the leader-for-life lock for `pod_name` in `namespace`, as operator-lib's `Become`:
-/// returns once this Pod owns ConfigMap [`LOCK_NAME`]. While another Pod owns it, waits (1 s
-/// doubling to 16 s, +0–20 %), and clears the way when that owner is gone for good: a Pod
-/// `Failed` with reason `Evicted` or `Preempting` is deleted (garbage collection then removes
-/// the lock), and a Pod on a Node whose `Ready` condition is not `True` is deleted together
-/// with the lock (vault-k8s issue 412). The wait also ends as soon as the lock is deleted.
+/// returns once this Pod owns ConfigMap [`LOCK_NAME`]. While another Pod owns it, waits
+/// ([`LOCK_WAIT`]), and clears the way when that owner is gone for good: a Pod `Failed` with
+/// reason `Evicted` or `Preempting` is deleted (garbage collection then removes the lock), and
+/// a Pod on a Node whose `Ready` condition is not `True` is deleted together with the lock
+/// (a node that died leaves its pods in place, so their lock would otherwise never go). The
+/// wait also ends as soon as the lock is deleted.
 ///
 /// An unexpected API error ends the attempt; the caller retries.
 pub async fn become_leader(
@@ -177,7 +181,7 @@ pub async fn become_leader(
     )
     .boxed();
 
-    let mut wait = Duration::from_secs(1);
+    let mut waits = LOCK_WAIT.delays();
     loop {
         match locks.create(&PostParams::default(), &lock).await {
             Ok(_) => {
@@ -195,8 +199,10 @@ pub async fn become_leader(
                 tracing::warn!(target: HANDLER, Error = %e, "could not read the leader lock");
             }
         }
+        // LOCK_WAIT has no limit: the schedule never ends.
+        let wait = waits.next().unwrap_or(Duration::from_secs(16));
         tracing::info!(target: HANDLER, Lock = LOCK_NAME, Wait = ?wait, "Not the leader. Waiting.");
-        let sleep = tokio::time::sleep(jittered(wait));
+        let sleep = tokio::time::sleep(wait);
         tokio::pin!(sleep);
         loop {
             tokio::select! {
@@ -209,7 +215,6 @@ pub async fn become_leader(
                 },
             }
         }
-        wait = (wait * 2).min(LOCK_MAX_WAIT);
     }
 }
 
@@ -289,21 +294,6 @@ async fn clear_stale_owner(
     }
 }
 
-/// `d` lengthened by a random 0–20 %.
-fn jittered(d: Duration) -> Duration {
-    d.mul_f64(1.0 + 0.2 * random_fraction())
-}
-
-/// A number in [0, 1) from the system random source (0 if it fails: jitter is not security).
-pub(crate) fn random_fraction() -> f64 {
-    use ring::rand::SecureRandom as _;
-    let mut b = [0_u8; 4];
-    if ring::rand::SystemRandom::new().fill(&mut b).is_err() {
-        return 0.0;
-    }
-    f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0)
-}
-
 /// The certificate and key held in the shared Secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SharedCert {
@@ -376,13 +366,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jitter_adds_at_most_a_fifth() {
-        for _ in 0..100 {
-            let d = jittered(Duration::from_secs(10));
-            assert!(
-                d >= Duration::from_secs(10) && d < Duration::from_secs(12),
-                "{d:?}"
-            );
+    fn the_lock_wait_doubles_to_sixteen_seconds_plus_at_most_a_fifth() {
+        let mut base = 1.0_f64;
+        for d in LOCK_WAIT.delays().take(8) {
+            let d = d.as_secs_f64();
+            assert!(d >= base && d < base * 1.2, "{d} vs {base}");
+            base = (base * 2.0).min(16.0);
         }
     }
 

@@ -6,6 +6,7 @@ pub mod admission;
 pub mod agent_config;
 pub mod annotations;
 pub mod autotls;
+pub mod backoff;
 pub mod certmanager;
 pub mod cli;
 pub mod cluster;

@@ -1,5 +1,4 @@
-//! The Namespace cache behind `-namespace-defaults` (beyond upstream, issue 8 item 5): a
-//! reflector over the Namespaces' metadata, so the admission path reads memory and never calls
+//! The Namespace cache behind `-namespace-defaults` (beyond upstream): a reflector over the Namespaces' metadata, so the admission path reads memory and never calls
 //! the API. Needs `get`, `list` and `watch` on `namespaces` (cluster-wide).
 //!
 //! Until the first list has completed, [`NamespaceCache::lookup`] answers
@@ -7,8 +6,6 @@
 //! the user, retries): injecting without defaults the pod may rely on (its role, its CA) would
 //! give it a broken agent instead. The merge itself is pure, in `crate::ns_defaults`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -18,6 +15,7 @@ use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
+use tokio::sync::watch;
 
 use crate::admission::NamespaceDefaults;
 use crate::logging::HANDLER;
@@ -26,13 +24,15 @@ use crate::logging::HANDLER;
 #[derive(Clone)]
 pub struct NamespaceCache {
     store: Store<PartialObjectMeta<Namespace>>,
-    synced: Arc<AtomicBool>,
+    /// Whether the first list has completed. A channel rather than the store's own readiness
+    /// future, which wakes only the last task that polled it.
+    synced: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for NamespaceCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NamespaceCache")
-            .field("synced", &self.synced.load(Ordering::Relaxed))
+            .field("synced", &self.is_synced())
             .finish_non_exhaustive()
     }
 }
@@ -42,7 +42,7 @@ impl NamespaceCache {
     /// errors) for the life of the process. Returns at once: see [`Self::lookup`].
     pub fn start(client: Client) -> Self {
         let (store, writer) = reflector::store();
-        let synced = Arc::new(AtomicBool::new(false));
+        let (synced_tx, synced) = watch::channel(false);
         // `Api<PartialObjectMeta<_>>` lists and watches metadata only.
         let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
         let stream = watcher(api, watcher::Config::default())
@@ -57,10 +57,10 @@ impl NamespaceCache {
             }
         });
         let ready = store.clone();
-        let flag = synced.clone();
         tokio::spawn(async move {
+            // The receivers keep reading `true` once the sender is gone.
             if ready.wait_until_ready().await.is_ok() {
-                flag.store(true, Ordering::Release);
+                synced_tx.send_replace(true);
                 tracing::info!(target: HANDLER, "Namespace cache synced (namespace defaults active)");
             }
         });
@@ -69,17 +69,13 @@ impl NamespaceCache {
 
     /// Whether the first list has completed.
     pub fn is_synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
+        *self.synced.borrow()
     }
 
     /// Waits up to `timeout` for the first list, so that the webhook does not start by refusing.
-    /// Polls the flag: the store's own readiness future wakes only one waiter, the task that
-    /// sets the flag.
     pub async fn wait_synced(&self, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while !self.is_synced() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut synced = self.synced.clone();
+        let _ = tokio::time::timeout(timeout, synced.wait_for(|s| *s)).await;
         self.is_synced()
     }
 

@@ -126,7 +126,7 @@ pub enum ServeError {
 }
 
 /// Runs the injector's `serve` command until SIGTERM or SIGINT: starts the certificate source
-/// (disk files with reload, or auto-TLS, server.md §5) and waits for the first certificate,
+/// (disk files with reload, or auto-TLS) and waits for the first certificate,
 /// binds `listen`, prints upstream's startup lines on stdout, and serves. Returns after a
 /// graceful shutdown, or with the error that stopped auto-TLS.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {

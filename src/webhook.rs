@@ -1,10 +1,10 @@
 //! Keeps `webhooks[0].clientConfig.caBundle` of the MutatingWebhookConfiguration named by
-//! `AGENT_INJECT_TLS_AUTO` equal to the CA bundle this injector wants (server.md §5.4).
+//! `AGENT_INJECT_TLS_AUTO` equal to the CA bundle this injector wants.
 //!
 //! The keeper wakes when the wanted bundle changes, when the webhook configuration changes
 //! (a watch on that one object: someone else overwrote it, or it was re-created), every hour,
-//! and after a failure on an exponential backoff (0.5 s, ×1.5, ±50 %, capped at 60 s, never
-//! giving up). It patches only when the bundle differs, with upstream's JSON patch.
+//! and after a failure on [`RETRY`]. It patches only when the bundle differs, with upstream's
+//! JSON patch.
 
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::backoff::Backoff;
 use crate::logging::HANDLER;
 
 /// The periodic re-check.
@@ -27,6 +28,15 @@ pub const RESYNC: Duration = Duration::from_secs(3600);
 /// new CA is served: the API servers read webhook configurations from an informer, so a patch
 /// is not in effect the instant it returns.
 pub const PROPAGATION_DELAY: Duration = Duration::from_secs(2);
+
+/// After a failed write: 0.5 s, ×1.5, ±50 %, never above a minute, never giving up (a webhook
+/// without the right caBundle refuses every pod under `failurePolicy: Fail`, so the keeper
+/// keeps trying, but no faster than an API server in trouble can bear).
+pub const RETRY: Backoff = Backoff::exponential(Duration::from_millis(500), 1.5, MINUTE)
+    .spread(0.5)
+    .never_above(MINUTE);
+
+const MINUTE: Duration = Duration::from_secs(60);
 
 /// The caBundle could not be read or written.
 #[derive(Debug, Error)]
@@ -157,7 +167,7 @@ async fn keep(
     )
     .default_backoff()
     .boxed();
-    let mut backoff = Backoff::default();
+    let mut retry = RETRY.delays();
     let next = tokio::time::sleep(RESYNC);
     tokio::pin!(next);
     loop {
@@ -185,47 +195,16 @@ async fn keep(
                     tokio::time::sleep(PROPAGATION_DELAY).await;
                 }
                 written.send_replace(Some(bundle));
-                backoff.reset();
+                retry.reset();
                 next.as_mut().reset(tokio::time::Instant::now() + RESYNC);
             }
             Err(e) => {
-                let delay = backoff.next_delay();
+                // RETRY has no limit: the schedule never ends.
+                let delay = retry.next().unwrap_or(MINUTE);
                 tracing::warn!(target: HANDLER, Webhook = %name, Server = %crate::cluster::api_server(), Error = %e, Retry = ?delay, "could not update the caBundle; trying again");
                 next.as_mut().reset(tokio::time::Instant::now() + delay);
             }
         }
-    }
-}
-
-/// Exponential backoff: 0.5 s, ×1.5, ±50 % jitter, at most 60 s, forever.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    current: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            current: Self::INITIAL,
-        }
-    }
-}
-
-impl Backoff {
-    const INITIAL: Duration = Duration::from_millis(500);
-    const MAX: Duration = Duration::from_secs(60);
-
-    /// The next delay, jittered, never above [`Self::MAX`].
-    pub fn next_delay(&mut self) -> Duration {
-        let base = self.current;
-        self.current = self.current.mul_f64(1.5).min(Self::MAX);
-        base.mul_f64(0.5 + crate::cluster::random_fraction())
-            .min(Self::MAX)
-    }
-
-    /// Back to the initial delay.
-    pub fn reset(&mut self) {
-        self.current = Self::INITIAL;
     }
 }
 
@@ -278,10 +257,10 @@ mod tests {
 
     #[test]
     fn backoff_grows_by_half_and_stays_under_a_minute() {
-        let mut b = Backoff::default();
+        let mut b = RETRY.delays();
         let mut base = 0.5_f64;
         for _ in 0..30 {
-            let d = b.next_delay().as_secs_f64();
+            let d = b.next().unwrap().as_secs_f64();
             assert!(
                 d >= base * 0.5 - 1e-9 && d <= (base * 1.5).min(60.0) + 1e-9,
                 "{d} vs {base}"
@@ -289,6 +268,6 @@ mod tests {
             base = (base * 1.5).min(60.0);
         }
         b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(750));
+        assert!(b.next().unwrap() <= Duration::from_millis(750));
     }
 }
