@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::render::Output;
-use crate::settings::{Kind, SETTINGS, Settings, SettingsError};
+use crate::settings::{Kind, SETTINGS, Settings, SettingsError, table};
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,7 +81,7 @@ pub fn command() -> Command {
     let with_settings = |mut cmd: Command| {
         for s in SETTINGS {
             let Some(flag) = s.flag else { continue };
-            let help = format!("{} [env {}] (default {:?})", s.help, s.env, s.default);
+            let help = format!("{} [env {}] (default {:?})", s.help(), s.env, s.default);
             let mut arg = Arg::new(flag)
                 .long(flag)
                 .help(help)
@@ -267,7 +267,9 @@ fn lint_settings(
     let mut flags = flag_values(m);
     match Settings::resolve(&flags, env) {
         Err(SettingsError::NoVaultAddress) => {
-            flags.insert("vault-address".to_owned(), LINT_VAULT_ADDRESS.to_owned());
+            if let Some(flag) = table::VAULT_ADDRESS.flag {
+                flags.insert(flag.to_owned(), LINT_VAULT_ADDRESS.to_owned());
+            }
             Settings::resolve(&flags, env).map_err(CliError::Settings)
         }
         other => other.map_err(CliError::Settings),
@@ -303,6 +305,11 @@ pub fn normalize(args: &[String]) -> Vec<String> {
         }
     }
     let go_positionals = matches!(subcommand, "serve" | "agent-inject");
+    let command = command();
+    let args = command
+        .find_subcommand(subcommand)
+        .map(|sub| sub.get_arguments().collect::<Vec<_>>())
+        .unwrap_or_default();
     let mut passthrough = false;
     let mut expects_value = false;
     for arg in iter {
@@ -333,22 +340,24 @@ pub fn normalize(args: &[String]) -> Vec<String> {
             arg.clone()
         };
         if !body.contains('=') {
-            expects_value = takes_value(name);
+            expects_value = takes_separate_value(&args, name);
         }
         out.push(rewritten);
     }
     out
 }
 
-/// Whether `-name value` consumes the next argument (every non-boolean flag does).
-fn takes_value(name: &str) -> bool {
-    match SETTINGS.iter().find(|s| s.flag == Some(name)) {
-        Some(s) => s.kind != Kind::Bool,
-        None => matches!(
-            name,
-            "f" | "file" | "namespace" | "o" | "output" | "hosts" | "out-dir" | "days"
-        ),
-    }
+/// Whether `-name value` consumes the next argument, as the subcommand declares it: every
+/// option that takes a value, except booleans, whose value must follow `=`.
+fn takes_separate_value(args: &[&Arg], name: &str) -> bool {
+    let mut chars = name.chars();
+    let short = match (chars.next(), chars.next()) {
+        (Some(c), None) => Some(c),
+        _ => None,
+    };
+    args.iter()
+        .find(|a| a.get_long() == Some(name) || (short.is_some() && a.get_short() == short))
+        .is_some_and(|a| a.get_action().takes_values() && !a.is_require_equals_set())
 }
 
 #[cfg(test)]
