@@ -165,9 +165,13 @@ impl<'a> Parser<'a> {
         let share_process_namespace = self.share_process_namespace()?;
         // Asking for a uid or gid on a pod only makes sense with a security context, so upstream
         // turns it on when the injector-wide setting is off and the pod did not say otherwise.
-        let asks_for_ids = [keys::RUN_AS_USER, keys::RUN_AS_SAME_USER, keys::RUN_AS_GROUP]
-            .into_iter()
-            .any(|key| self.ann.has(key));
+        let asks_for_ids = [
+            keys::RUN_AS_USER,
+            keys::RUN_AS_SAME_USER,
+            keys::RUN_AS_GROUP,
+        ]
+        .into_iter()
+        .any(|key| self.ann.has(key));
         let set_security_context = self.bool_or(
             keys::SET_SECURITY_CONTEXT,
             d.set_security_context || asks_for_ids,
@@ -179,10 +183,11 @@ impl<'a> Parser<'a> {
             Some(raw) => template_type(raw)?,
         };
         let inject_token = self.bool_or(keys::INJECT_TOKEN, false)?;
-        let exit_on_retry_failure =
-            self.bool_or(keys::TEMPLATE_EXIT_ON_RETRY_FAILURE, d.exit_on_retry_failure)?;
-        let max_connections_per_host = match self.ann.get(keys::TEMPLATE_MAX_CONNECTIONS_PER_HOST)
-        {
+        let exit_on_retry_failure = self.bool_or(
+            keys::TEMPLATE_EXIT_ON_RETRY_FAILURE,
+            d.exit_on_retry_failure,
+        )?;
+        let max_connections_per_host = match self.ann.get(keys::TEMPLATE_MAX_CONNECTIONS_PER_HOST) {
             None => d.max_connections_per_host,
             Some(raw) => weak_int(keys::TEMPLATE_MAX_CONNECTIONS_PER_HOST, raw)?,
         };
@@ -287,7 +292,8 @@ impl<'a> Parser<'a> {
             resources: Resources {
                 limits_cpu: self.text_or(keys::LIMITS_CPU, &d.resources.cpu_limit),
                 limits_mem: self.text_or(keys::LIMITS_MEM, &d.resources.memory_limit),
-                limits_ephemeral: self.text_or(keys::LIMITS_EPHEMERAL, &d.resources.ephemeral_limit),
+                limits_ephemeral: self
+                    .text_or(keys::LIMITS_EPHEMERAL, &d.resources.ephemeral_limit),
                 requests_cpu: self.text_or(keys::REQUESTS_CPU, &d.resources.cpu_request),
                 requests_mem: self.text_or(keys::REQUESTS_MEM, &d.resources.memory_request),
                 requests_ephemeral: self
@@ -369,7 +375,11 @@ impl<'a> Parser<'a> {
 
 /// The setting, or `fallback` when the setting is empty.
 fn or<'a>(setting: &'a str, fallback: &'a str) -> &'a str {
-    if setting.is_empty() { fallback } else { setting }
+    if setting.is_empty() {
+        fallback
+    } else {
+        setting
+    }
 }
 
 /// The app containers' names, as upstream's default of `agent-inject-containers` lists them:
@@ -475,4 +485,3 @@ fn validate(r: &AgentRequest, ann: Written<'_>) -> Result<(), Problem> {
     }
     Ok(())
 }
-

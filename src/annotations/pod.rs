@@ -142,7 +142,6 @@ pub(super) fn aws_env(pod: &Pod) -> Vec<(String, String)> {
         .collect()
 }
 
-
 /// Go's `path.Join`: joins the non-empty elements with `/` and cleans the result.
 pub fn path_join(parts: &[&str]) -> String {
     let kept: Vec<&str> = parts.iter().copied().filter(|p| !p.is_empty()).collect();

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::values::{SettingsError, Warnings};
 use super::table::SETTINGS;
+use super::values::{SettingsError, Warnings};
 use super::{Settings, bao_alias};
 use crate::goparse::parse_bool;
 
@@ -160,7 +160,11 @@ pub fn markdown_table() -> String {
     let mut out = String::from("| Flag | Environment variable | Default |\n|---|---|---|\n");
     for s in SETTINGS {
         let flag = s.flag.map_or("(none)".to_owned(), |f| format!("`-{f}`"));
-        out.push_str(&format!("| {flag} | `{}` | {} |\n", s.env, s.default_cell()));
+        out.push_str(&format!(
+            "| {flag} | `{}` | {} |\n",
+            s.env,
+            s.default_cell()
+        ));
     }
     out
 }
@@ -177,7 +181,6 @@ pub(super) mod parse {
     use super::super::values::{self as v, AgentBinarySetting, DefaultTemplate, PerPodId};
     use super::super::{LeaderElectionMode, LogLevel, TlsVersion};
     use super::{Kind, Parse, Stage};
-
 
     pub(in crate::settings) const TEXT: Parse<String> = Parse {
         kind: Kind::Text,

@@ -427,4 +427,3 @@ settings! {
         parse: parse::SHUTDOWN_DELAY => server.shutdown_delay,
     }
 }
-

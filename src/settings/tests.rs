@@ -435,7 +435,13 @@ fn leaf_fields(settings: &Settings) -> Vec<String> {
         if opens_struct {
             path.push(name.to_owned());
         } else {
-            leaves.push(path.iter().chain([&name.to_owned()]).cloned().collect::<Vec<_>>().join("."));
+            leaves.push(
+                path.iter()
+                    .chain([&name.to_owned()])
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("."),
+            );
         }
     }
     leaves
@@ -460,7 +466,9 @@ fn the_readme_table_has_one_row_per_declaration() {
     assert_eq!(table.lines().count(), SETTINGS.len() + 2);
     assert!(table.contains("| `-vault-address` | `AGENT_INJECT_VAULT_ADDR` | required |"));
     assert!(table.contains("| (none) | `AGENT_INJECT_TEMPLATE_MAX_CONNECTIONS_PER_HOST` | `0` |"));
-    assert!(table.contains("| `-log-format` | `AGENT_INJECT_LOG_FORMAT` | `standard` (or `json`) |"));
+    assert!(
+        table.contains("| `-log-format` | `AGENT_INJECT_LOG_FORMAT` | `standard` (or `json`) |")
+    );
 }
 
 #[test]
@@ -485,7 +493,11 @@ fn checks_follow_upstreams_startup_order_not_the_table_order() {
     let err = resolve(&[("log-level", "loud"), ("default-template", "MAP")], &[]).unwrap_err();
     assert_eq!(err, SettingsError::NoVaultAddress);
     let err = resolve(
-        &[("vault-address", "x"), ("log-level", "loud"), ("default-template", "MAP")],
+        &[
+            ("vault-address", "x"),
+            ("log-level", "loud"),
+            ("default-template", "MAP"),
+        ],
         &[],
     )
     .unwrap_err();
@@ -501,7 +513,11 @@ fn checks_follow_upstreams_startup_order_not_the_table_order() {
 #[test]
 fn a_bad_run_as_user_is_kept_for_each_pod_to_report() {
     let s = resolve(
-        &[("vault-address", "x"), ("run-as-user", "root"), ("run-as-group", "")],
+        &[
+            ("vault-address", "x"),
+            ("run-as-user", "root"),
+            ("run-as-group", ""),
+        ],
         &[],
     )
     .unwrap();

@@ -9,7 +9,6 @@
 
 use crate::settings::Setting;
 
-
 /// The prefix of every key.
 pub const PREFIX: &str = "vault.hashicorp.com/";
 
