@@ -286,7 +286,7 @@ keys! {
     CLIENT_MAX_RETRIES = "client-max-retries" {
         value: Text,
         absent: Absent::Nothing,
-        examples: ["5", "100", "0"],
+        examples: ["5", "100", "1000", "0"],
     }
     /// `VAULT_CLIENT_TIMEOUT` of the agents.
     CLIENT_TIMEOUT = "client-timeout" {
@@ -298,7 +298,7 @@ keys! {
     GO_MAX_PROCS = "go-max-procs" {
         value: Text,
         absent: Absent::Nothing,
-        examples: ["1", "5", "1000"],
+        examples: ["1", "5", "100", "1000", "0"],
     }
     /// The agents' log level.
     LOG_LEVEL = "log-level" {
@@ -368,7 +368,7 @@ keys! {
     CACHE_LISTENER_PORT = "agent-cache-listener-port" {
         value: Text,
         absent: Absent::Value("8200"),
-        examples: ["8200", "8300"],
+        examples: ["8200", "8300", "5", "100", "1000", "0"],
     }
     /// `cache.persist.exit_on_err`.
     CACHE_EXIT_ON_ERR = "agent-cache-exit-on-err" {
@@ -398,7 +398,7 @@ keys! {
     TEMPLATE_MAX_CONNECTIONS_PER_HOST = "template-max-connections-per-host" {
         value: Int,
         absent: Absent::Setting(&setting::TEMPLATE_MAX_CONNECTIONS_PER_HOST),
-        examples: ["10", "0", "100"],
+        examples: ["10", "0", "100", "5", "1000"],
     }
     /// `template_config.lease_renewal_threshold` (the injector setting is ignored, as
     /// upstream ignores it).
@@ -417,7 +417,7 @@ keys! {
     AUTH_MIN_BACKOFF = "auth-min-backoff" {
         value: Duration,
         absent: Absent::Setting(&setting::AUTH_MIN_BACKOFF),
-        examples: ["1s", "", "2m"],
+        examples: ["1s", "", "2m", "5m"],
     }
     /// `auto_auth.method.max_backoff`.
     AUTH_MAX_BACKOFF = "auth-max-backoff" {
