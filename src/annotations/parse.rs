@@ -120,7 +120,7 @@ impl<'a> Parser<'a> {
         use super::Refusal;
         let patches = self.check_defaults().map_err(Refusal::Defaults)?;
         let request = self.read(patches).map_err(Refusal::Parse)?;
-        validate(&request, self.ann).map_err(Refusal::Validate)?;
+        validate(&request, &self.ann).map_err(Refusal::Validate)?;
         Ok(request)
     }
 
@@ -135,7 +135,7 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
-        let secrets = secrets::discover(self.ann)?;
+        let secrets = secrets::discover(&self.ann)?;
         let role = self.text(keys::ROLE);
         let auth_config = self.auth_config(&service_account, &role);
         // `agent-inject` passed the gate, so it parses; upstream reads it again anyway.
@@ -434,7 +434,7 @@ fn json_patch(raw: &str) -> Result<serde_json::Value, String> {
 }
 
 /// Phase D: what upstream's `Validate` refuses.
-fn validate(r: &AgentRequest, ann: Written<'_>) -> Result<(), Problem> {
+fn validate(r: &AgentRequest, ann: &Written<'_>) -> Result<(), Problem> {
     if r.namespace.is_empty() {
         return Err(Problem::msg(format!(
             "namespace missing from request (annotation {} is empty)",

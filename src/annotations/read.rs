@@ -1,45 +1,58 @@
 //! How a written annotation is read: the pod's own map (never a default written into it), and
 //! upstream's lenient value syntax.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
 use super::error::Problem;
 use crate::goparse::{parse_bool, parse_int64};
 
 /// The annotations the pod wrote (after the `openbao.org/` keys and the Namespace's defaults
-/// are folded in). Absent keys take their typed defaults in the parser.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Written<'a>(&'a BTreeMap<String, String>);
+/// are folded in). Absent keys take their typed default in the parser.
+///
+/// Lookups go through a hash index: every key the parser looks up starts with the same 20
+/// bytes (`vault.hashicorp.com/`), so in the ordered map each of the hundreds of lookups of a
+/// pod with many secrets was several long `memcmp`s. The hasher is seeded per process, so
+/// keys sent to collide cannot be chosen. Iteration uses the ordered map, so no output
+/// depends on the hash order.
+#[derive(Debug)]
+pub(super) struct Written<'a> {
+    map: &'a BTreeMap<String, String>,
+    index: HashMap<&'a str, &'a str, foldhash::fast::RandomState>,
+}
 
 /// What a pod without annotations has.
 static NONE: BTreeMap<String, String> = BTreeMap::new();
 
 impl<'a> Written<'a> {
     pub(super) fn new(annotations: Option<&'a BTreeMap<String, String>>) -> Self {
-        Self(annotations.unwrap_or(&NONE))
+        let map = annotations.unwrap_or(&NONE);
+        let mut index =
+            HashMap::with_capacity_and_hasher(map.len(), foldhash::fast::RandomState::default());
+        index.extend(map.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        Self { map, index }
     }
 
     /// The value as written, `None` when the key is absent.
-    pub(super) fn get(self, key: &str) -> Option<&'a str> {
-        self.0.get(key).map(String::as_str)
+    pub(super) fn get(&self, key: &str) -> Option<&'a str> {
+        self.index.get(key).copied()
     }
 
     /// Whether the pod wrote the key (even empty).
-    pub(super) fn has(self, key: &str) -> bool {
-        self.0.contains_key(key)
+    pub(super) fn has(&self, key: &str) -> bool {
+        self.index.contains_key(key)
     }
 
     /// Every key and value.
-    pub(super) fn iter(self) -> impl Iterator<Item = (&'a str, &'a str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + use<'a> {
+        self.map.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// `(param, value)` for keys `<prefix>-<param>`, with `-` in the param turned into `_`, in
     /// ascending key order. Two keys can name the same param (`a-b` and `a_b`); the one that
     /// sorts last wins in the callers' maps.
-    pub(super) fn params(self, prefix: &str) -> Vec<(String, &'a str)> {
-        self.0
+    pub(super) fn params(&self, prefix: &str) -> Vec<(String, &'a str)> {
+        self.map
             .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
             .take_while(|(key, _)| key.starts_with(prefix))
             .filter_map(|(key, value)| {

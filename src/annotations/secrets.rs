@@ -13,7 +13,7 @@ use super::request::Secret;
 pub const DEFAULT_SECRET_VOLUME_PATH: &str = "/vault/secrets";
 
 /// The pod's secrets, in ascending order of their names as written.
-pub(super) fn discover(ann: Written<'_>) -> Result<Vec<Secret>, Problem> {
+pub(super) fn discover(ann: &Written<'_>) -> Result<Vec<Secret>, Problem> {
     let prefixes = [keys::SECRET, keys::TEMPLATE_FILE, keys::TEMPLATE];
     let mut found: BTreeMap<&str, String> = BTreeMap::new();
     for (key, value) in ann.iter() {
@@ -76,7 +76,7 @@ pub(super) fn discover(ann: Written<'_>) -> Result<Vec<Secret>, Problem> {
 
 /// The secret's file name: lowercased, unless `preserve-secret-case-<raw>` (or else the global
 /// `preserve-secret-case`) is true; a bad value counts as false, as upstream.
-fn file_name(ann: Written<'_>, raw: &str) -> String {
+fn file_name(ann: &Written<'_>, raw: &str) -> String {
     let per_secret = dashed_key(keys::PRESERVE_SECRET_CASE, raw);
     let preserve = ann
         .get(&per_secret)
