@@ -1,4 +1,4 @@
-//! Per-namespace defaults (beyond upstream, issue 8 item 5; vault-k8s issues 35 and 283), pure.
+//! Per-namespace defaults (beyond upstream), pure.
 //!
 //! With `-namespace-defaults`, the `vault.hashicorp.com/*` (and `openbao.org/*`) annotations of
 //! a Namespace are defaults for its pods: a key the pod has (even empty, in either spelling)

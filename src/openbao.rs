@@ -21,7 +21,7 @@ use crate::settings::AgentBinarySetting;
 /// The annotation prefix of openbao-k8s.
 pub const PREFIX: &str = "openbao.org/";
 /// The upstream annotation prefix.
-pub const VAULT_PREFIX: &str = "vault.hashicorp.com/";
+pub const VAULT_PREFIX: &str = keys::PREFIX;
 /// openbao-k8s's injection switch.
 pub const INJECT: &str = "openbao.org/agent-inject";
 /// openbao-k8s's status annotation, written for pods that used [`INJECT`].

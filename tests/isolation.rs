@@ -1,5 +1,5 @@
-//! Tenant isolation: whatever a pod's annotations say, the injector changes only what
-//! mutation.md allows, inside that pod, and never hands an annotation value to a shell unquoted.
+//! Tenant isolation: whatever a pod's annotations say, the injector changes only what the
+//! list below allows, inside that pod, and never hands an annotation value to a shell unquoted.
 //!
 //! Pods are generated with hostile values (shell metacharacters, newlines, paths, JSON patches
 //! aimed at `/spec/volumes`, `/spec/hostNetwork`, `/metadata`, `privileged`, hostPath volumes...)
@@ -21,7 +21,7 @@
 //!   user container and init container, only `volumeMounts` appended, each
 //!   `{name, mountPath}` of a `vault-secrets*` volume the patch adds; and
 //!   `shareProcessNamespace` only when `agent-share-process-namespace` is set. The security
-//!   context the injector sets is the agents' own (mutation.md §5.5), never a user container's
+//!   context the injector sets is the agents' own, never a user container's
 //!   or the pod's.
 //! - Privilege: no volume the injector adds is a hostPath, and nothing outside the agent
 //!   containers changes (above), so no user container gains `privileged`,
@@ -58,7 +58,7 @@
 //!   template `command`, which Vault Agent runs as a command line by design (upstream documents
 //!   `sh -c '...'` values there); it is the pod author's own command in the pod's own agent.
 //!   Finding (fixed in `inject::lifecycle`): upstream pastes `service`, `ca-cert`,
-//!   `client-cert` and `client-key` into the preStop hook unquoted (mutation.md §5.6), so
+//!   `client-cert` and `client-key` into the preStop hook unquoted, so
 //!   `client-cert: "a b"` split into two words (the minimal case proptest found, kept in
 //!   `isolation.proptest-regressions`) and `service: "https://vault:8200/'; rm -rf / #"` ran
 //!   `rm` in the agent on shutdown. Values made only of `[A-Za-z0-9@%+=:,./_-]` (every ordinary
@@ -84,7 +84,7 @@ use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Value, json};
 use vault_injector::admission::{self, Mutation};
 use vault_injector::agent_config::TOKEN_FILE;
-use vault_injector::annotations::keys;
+use vault_injector::annotations::keys::{self, Shape};
 use vault_injector::inject::{INIT_CONTAINER_NAME, SIDECAR_NAME, container_arg};
 
 // ---------------------------------------------------------------------------------------------
@@ -315,88 +315,21 @@ fn the_checks_reject_each_kind_of_escape() {
 
 const PREFIXES: [&str; 2] = ["vault.hashicorp.com/", "openbao.org/"];
 
-/// Every key of `annotations::keys`; `true` marks a per-secret (or per-entry) prefix that takes
-/// a `-<name>` suffix.
-const KEYS: &[(&str, bool)] = &[
-    (keys::INJECT, false),
-    (keys::STATUS, false),
-    (keys::SECRET, true),
-    (keys::FILE, true),
-    (keys::PERMS, true),
-    (keys::TEMPLATE, true),
-    (keys::CONTAINERS, false),
-    (keys::DEFAULT_TEMPLATE, false),
-    (keys::TEMPLATE_FILE, true),
-    (keys::LEFT_DELIM, true),
-    (keys::RIGHT_DELIM, true),
-    (keys::INJECT_TOKEN, false),
-    (keys::COMMAND, true),
-    (keys::IMAGE, false),
-    (keys::REQUEST_NAMESPACE, false),
-    (keys::INIT_FIRST, false),
-    (keys::PRE_POPULATE, false),
-    (keys::PRE_POPULATE_ONLY, false),
-    (keys::CONFIGMAP, false),
-    (keys::EXTRA_SECRET, false),
-    (keys::LIMITS_CPU, false),
-    (keys::LIMITS_MEM, false),
-    (keys::LIMITS_EPHEMERAL, false),
-    (keys::REQUESTS_CPU, false),
-    (keys::REQUESTS_MEM, false),
-    (keys::REQUESTS_EPHEMERAL, false),
-    (keys::REVOKE_ON_SHUTDOWN, false),
-    (keys::REVOKE_GRACE, false),
-    (keys::VAULT_NAMESPACE, false),
-    (keys::RUN_AS_USER, false),
-    (keys::RUN_AS_GROUP, false),
-    (keys::RUN_AS_SAME_USER, false),
-    (keys::SHARE_PROCESS_NAMESPACE, false),
-    (keys::SET_SECURITY_CONTEXT, false),
-    (keys::SA_TOKEN_VOLUME_NAME, false),
-    (keys::SERVICE, false),
-    (keys::PROXY_ADDRESS, false),
-    (keys::TLS_SKIP_VERIFY, false),
-    (keys::TLS_SECRET, false),
-    (keys::TLS_SERVER_NAME, false),
-    (keys::CA_CERT, false),
-    (keys::CA_KEY, false),
-    (keys::CLIENT_CERT, false),
-    (keys::CLIENT_KEY, false),
-    (keys::CLIENT_MAX_RETRIES, false),
-    (keys::CLIENT_TIMEOUT, false),
-    (keys::GO_MAX_PROCS, false),
-    (keys::LOG_LEVEL, false),
-    (keys::LOG_FORMAT, false),
-    (keys::ROLE, false),
-    (keys::AUTH_TYPE, false),
-    (keys::AUTH_PATH, false),
-    (keys::AUTH_CONFIG, true),
-    (keys::SECRET_VOLUME_PATH, false),
-    (keys::SECRET_VOLUME_PATH, true),
-    (keys::PRESERVE_SECRET_CASE, false),
-    (keys::PRESERVE_SECRET_CASE, true),
-    (keys::CACHE_ENABLE, false),
-    (keys::CACHE_USE_AUTO_AUTH_TOKEN, false),
-    (keys::CACHE_LISTENER_PORT, false),
-    (keys::CACHE_EXIT_ON_ERR, false),
-    (keys::COPY_VOLUME_MOUNTS, false),
-    (keys::TEMPLATE_EXIT_ON_RETRY_FAILURE, false),
-    (keys::TEMPLATE_STATIC_SECRET_RENDER_INTERVAL, false),
-    (keys::TEMPLATE_MAX_CONNECTIONS_PER_HOST, false),
-    (keys::TEMPLATE_LEASE_RENEWAL_THRESHOLD, false),
-    (keys::ENABLE_QUIT, false),
-    (keys::AUTH_MIN_BACKOFF, false),
-    (keys::AUTH_MAX_BACKOFF, false),
-    (keys::DISABLE_IDLE_CONNECTIONS, false),
-    (keys::DISABLE_KEEP_ALIVES, false),
-    (keys::JSON_PATCH, false),
-    (keys::INIT_JSON_PATCH, false),
-    (keys::AUTO_AUTH_EXIT_ON_ERR, false),
-    (keys::TELEMETRY, true),
-    (keys::ERROR_ON_MISSING_KEY, true),
-    (keys::NATIVE_SIDECAR, false),
-    (keys::SECCOMP_RUNTIME_DEFAULT, false),
-];
+/// Every declared key (`annotations::keys::ALL`) with its example values; `true` marks a
+/// family (per secret, or per entry) that takes a `-<name>` suffix.
+fn declared_keys() -> Vec<(&'static str, bool, &'static [&'static str])> {
+    let mut out = Vec::new();
+    for key in keys::ALL {
+        let single = (key.key, false, key.examples);
+        let family = (key.key, true, key.examples);
+        match key.shape {
+            Shape::Single => out.push(single),
+            Shape::PerSecret | Shape::Params(_) => out.push(family),
+            Shape::SingleAndPerSecret => out.extend([single, family]),
+        }
+    }
+    out
+}
 
 /// Suffixes for the per-secret keys: ordinary, case variants, and names a shell would mind.
 const NAMES: &[&str] = &["db", "DB", "cfg", "a.b", "x y", "$(id)", "q'q", ""];
@@ -590,74 +523,9 @@ fn any_value() -> impl Strategy<Value = String> {
     ]
 }
 
-/// A value of the right type for `key`, so that a pod carrying several annotations still gets
-/// past validation and the hostile values elsewhere in it reach the patch.
-fn typed(key: &str) -> &'static [&'static str] {
-    let k = key.strip_prefix(PREFIXES[0]).unwrap_or(key);
-    let k = [
-        "agent-inject-secret",
-        "error-on-missing-key",
-        "preserve-secret-case",
-    ]
-    .into_iter()
-    .find(|p| k.starts_with(&format!("{p}-")))
-    .unwrap_or(k);
-    match k {
-        "agent-inject-token"
-        | "agent-init-first"
-        | "agent-pre-populate"
-        | "agent-pre-populate-only"
-        | "agent-revoke-on-shutdown"
-        | "agent-run-as-same-user"
-        | "agent-share-process-namespace"
-        | "agent-set-security-context"
-        | "tls-skip-verify"
-        | "preserve-secret-case"
-        | "agent-cache-enable"
-        | "agent-cache-use-auto-auth-token"
-        | "agent-cache-exit-on-err"
-        | "template-config-exit-on-retry-failure"
-        | "agent-enable-quit"
-        | "agent-auto-auth-exit-on-err"
-        | "error-on-missing-key"
-        | "agent-native-sidecar"
-        | "agent-seccomp-runtime-default" => &["true", "false"],
-        "agent-revoke-grace"
-        | "agent-run-as-user"
-        | "agent-run-as-group"
-        | "client-max-retries"
-        | "agent-cache-listener-port"
-        | "template-max-connections-per-host"
-        | "go-max-procs" => &["5", "100", "1000", "0"],
-        "client-timeout"
-        | "auth-min-backoff"
-        | "auth-max-backoff"
-        | "template-static-secret-render-interval" => &["1s", "5m"],
-        "agent-limits-cpu" | "agent-requests-cpu" => &["250m", "1"],
-        "agent-limits-mem"
-        | "agent-requests-mem"
-        | "agent-limits-ephemeral"
-        | "agent-requests-ephemeral" => &["64Mi", "1Gi"],
-        "template-lease-renewal-threshold" => &["0.5"],
-        "agent-inject-default-template" => &["json", "map"],
-        "log-level" => &["info", "debug"],
-        "log-format" => &["standard", "json"],
-        "auth-type" => &["kubernetes", "approle", "aws"],
-        "agent-inject-containers" => &["app", "app,web", "web", ""],
-        "agent-copy-volume-mounts" => &["app", "init-a", "web"],
-        "agent-service-account-token-volume-name" => &["kube-api-access-abcde", "host"],
-        "agent-inject-secret" => &["kv/data/app", "database/creds/app"],
-        "agent-request-namespace" => &["apps"],
-        "agent-disable-idle-connections" | "agent-disable-keep-alives" => {
-            &["auto-auth,caching,templating", ""]
-        }
-        _ => ORDINARY,
-    }
-}
-
 fn annotation() -> impl Strategy<Value = (String, String)> {
     (
-        proptest::sample::select(KEYS),
+        proptest::sample::select(declared_keys()),
         proptest::sample::select(NAMES),
         proptest::bool::weighted(0.15),
         proptest::bool::weighted(0.55),
@@ -666,7 +534,7 @@ fn annotation() -> impl Strategy<Value = (String, String)> {
         json_patch(),
     )
         .prop_map(
-            |((key, per_secret), name, openbao, sensible, index, value, patch)| {
+            |((key, per_secret, examples), name, openbao, sensible, index, value, patch)| {
                 let key = if per_secret {
                     format!("{key}-{name}")
                 } else {
@@ -675,7 +543,10 @@ fn annotation() -> impl Strategy<Value = (String, String)> {
                 let value = if key.ends_with("json-patch") {
                     patch
                 } else if sensible {
-                    index.get(typed(&key)).to_string()
+                    // A value of the right type for the key, so that a pod carrying several
+                    // annotations still gets past validation and the hostile values elsewhere
+                    // in it reach the patch.
+                    index.get(examples).to_string()
                 } else {
                     value
                 };

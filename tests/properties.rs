@@ -11,55 +11,36 @@ use k8s_openapi::api::core::v1::Pod;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use vault_injector::admission::{self, Mutation};
+use vault_injector::annotations::keys::{self, Shape};
 
-const KEYS: &[&str] = &[
-    "agent-inject-status",
-    "role",
-    "agent-pre-populate",
-    "agent-pre-populate-only",
-    "agent-init-first",
-    "agent-inject-containers",
-    "agent-cache-enable",
-    "agent-enable-quit",
-    "agent-inject-token",
-    "agent-share-process-namespace",
-    "agent-run-as-user",
-    "agent-run-as-group",
-    "agent-run-as-same-user",
-    "agent-set-security-context",
-    "agent-revoke-on-shutdown",
-    "agent-revoke-grace",
-    "agent-limits-cpu",
-    "agent-requests-mem",
-    "agent-configmap",
-    "agent-extra-secret",
-    "tls-secret",
-    "agent-copy-volume-mounts",
-    "secret-volume-path",
-    "preserve-secret-case",
-    "agent-inject-default-template",
-    "auth-type",
-    "auth-path",
-    "service",
-    "agent-image",
-    "agent-json-patch",
-    "agent-init-json-patch",
-    "auth-min-backoff",
-    "template-lease-renewal-threshold",
-    "template-max-connections-per-host",
-    "agent-telemetry-disable_hostname",
-    "auth-config-role",
-    "agent-service-account-token-volume-name",
-    "agent-inject-secret-db",
-    "agent-inject-secret-DB",
-    "agent-inject-template-db",
-    "agent-inject-template-file-cfg",
-    "agent-inject-file-db",
-    "secret-volume-path-db",
-    "secret-volume-path-DB",
-    "error-on-missing-key-db",
-    "agent-inject-secret-",
-];
+/// Names for the per-secret keys: two that differ only in case, and the empty name.
+const SECRET_NAMES: &[&str] = &["db", "DB", ""];
+
+/// Every declared key but the switch (generated on its own in [`arb_pod`]), with its example
+/// values: a family once per name in [`SECRET_NAMES`] or per example parameter.
+fn declared_keys() -> Vec<(String, &'static [&'static str])> {
+    let mut out = Vec::new();
+    for key in keys::ALL.iter().filter(|k| k.key != keys::INJECT) {
+        let suffix = key.suffix();
+        let mut add = |spelled: String| out.push((spelled, key.examples));
+        match key.shape {
+            Shape::Single => add(suffix.to_owned()),
+            Shape::PerSecret => SECRET_NAMES
+                .iter()
+                .for_each(|name| add(format!("{suffix}-{name}"))),
+            Shape::SingleAndPerSecret => {
+                add(suffix.to_owned());
+                SECRET_NAMES
+                    .iter()
+                    .for_each(|name| add(format!("{suffix}-{name}")));
+            }
+            Shape::Params(params) => params
+                .iter()
+                .for_each(|param| add(format!("{suffix}-{param}"))),
+        }
+    }
+    out
+}
 
 const VALUES: &[&str] = &[
     "true",
@@ -93,50 +74,12 @@ const VALUES: &[&str] = &[
     "{{ .Data }}",
 ];
 
-/// Values that make sense for a key, so most generated pods get past parsing.
-fn sensible(key: &str) -> &'static [&'static str] {
-    match key {
-        "agent-inject-status" => &["update", "injected"],
-        "role" | "auth-config-role" => &["app", "web"],
-        "agent-inject-containers" => &["app", "web,worker", "", "app,db"],
-        "agent-revoke-grace" => &["5", "0"],
-        "agent-run-as-user" | "agent-run-as-group" => &["100", "0", "1000"],
-        "agent-limits-cpu" | "agent-requests-mem" => &["250m", "1", "", "64Mi"],
-        "agent-configmap" | "agent-extra-secret" | "tls-secret" => &["cfg", ""],
-        "agent-copy-volume-mounts" => &["app", "init-a", "nobody"],
-        "secret-volume-path" | "secret-volume-path-db" | "secret-volume-path-DB" => {
-            &["/vault/secrets", "/other", "/etc/x/"]
-        }
-        "agent-inject-default-template" => &["json", "map", "JSON"],
-        "auth-type" => &["kubernetes", "approle", "aws"],
-        "auth-path" => &["auth/kubernetes", "auth/k8s"],
-        "service" => &["http://vault:8200"],
-        "agent-image" => &["openbao/openbao:2"],
-        "agent-json-patch" | "agent-init-json-patch" => &[
-            "[]",
-            "null",
-            r#"[{"op":"add","path":"/env/-","value":{"name":"X","value":"1"}}]"#,
-            r#"[{"op":"replace","path":"/image","value":"other:1"}]"#,
-        ],
-        "auth-min-backoff" => &["1s", "", "2m"],
-        "template-lease-renewal-threshold" => &["0.5", "0"],
-        "template-max-connections-per-host" => &["10", "0"],
-        "agent-service-account-token-volume-name" => &["kube-api-access-abcde", ""],
-        "agent-inject-secret-db" | "agent-inject-secret-DB" | "agent-inject-secret-" => {
-            &["database/creds/app", "kv/data/x"]
-        }
-        "agent-inject-template-db" => &["{{ .Data }}", ""],
-        "agent-inject-template-file-cfg" => &["/vault/custom/t.tmpl"],
-        "agent-inject-file-db" => &["db.env", "/abs/file", "../up"],
-        _ => &["true", "false", "1", "0", ""],
-    }
-}
-
-/// Mostly sensible values, sometimes any listed value, sometimes arbitrary text.
+/// Mostly the key's declared examples (so most generated pods get past parsing), sometimes any
+/// listed value, sometimes arbitrary text.
 fn annotation_map() -> impl Strategy<Value = Vec<(String, String)>> {
     proptest::collection::vec(
         (
-            proptest::sample::select(KEYS),
+            proptest::sample::select(declared_keys()),
             0u8..10,
             any::<proptest::sample::Index>(),
             "\\PC{0,12}",
@@ -146,13 +89,13 @@ fn annotation_map() -> impl Strategy<Value = Vec<(String, String)>> {
     .prop_map(|entries| {
         entries
             .into_iter()
-            .map(|(key, dice, index, text)| {
+            .map(|((key, examples), dice, index, text)| {
                 let value = match dice {
-                    0..=6 => index.get(sensible(key)).to_string(),
+                    0..=6 => index.get(examples).to_string(),
                     7..=8 => index.get(VALUES).to_string(),
                     _ => text,
                 };
-                (key.to_owned(), value)
+                (key, value)
             })
             .collect()
     })
@@ -210,10 +153,10 @@ prop_compose! {
             spec["shareProcessNamespace"] = json!(s);
         }
         let mut ann = Map::new();
-        ann.insert("vault.hashicorp.com/agent-inject".to_owned(), json!(inject));
-        ann.insert("vault.hashicorp.com/role".to_owned(), json!("app"));
+        ann.insert(keys::INJECT.to_owned(), json!(inject));
+        ann.insert(keys::ROLE.to_owned(), json!("app"));
         for (k, v) in annotations {
-            ann.insert(format!("vault.hashicorp.com/{k}"), json!(v));
+            ann.insert(format!("{}{k}", keys::PREFIX), json!(v));
         }
         let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "annotations": ann}, "spec": spec});
         if let Some(p) = phase {
@@ -330,7 +273,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
                     "containers",
                     "name",
                     "volumes",
-                    "vault.hashicorp.com/agent-inject"
+                    keys::INJECT
                 ]),
                 inner,
                 0..4
