@@ -29,7 +29,8 @@ say() { printf '%s\n' "$*" >&2; }
 
 say "== building (release)"
 cargo build --release --quiet --bin vault-injector --example loadgen
-INJECTOR=$TARGET_DIR/release/vault-injector
+# INJECTOR: the binary to measure (default: the one just built), e.g. one built from another commit.
+INJECTOR=${INJECTOR:-$TARGET_DIR/release/vault-injector}
 LOADGEN=$TARGET_DIR/release/examples/loadgen
 
 WORK=$(mktemp -d)
