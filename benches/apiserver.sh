@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 6, item 5: the median pod CREATE latency through a real kube-apiserver with the webhook
+# The median pod CREATE latency through a real kube-apiserver with the webhook
 # (namespace opted in: the apiserver calls the webhook) against without it (namespace not
 # opted in), same apiserver, same pods, same run. Prints the example's lines, the last one
 #   create_latency_ratio_p50=N.NN create_latency_ratio_p99=N.NN

@@ -46,8 +46,8 @@ say "$(lscpu | grep -m1 'Model name' | sed 's/  */ /g'); $(nproc) CPUs; $(uname 
 
 # --- certificates: a P-256 CA and a leaf for 127.0.0.1/localhost, as files -------------------
 # In a directory of their own, as a Secret's mount: the injector watches the directory of its
-# certificate files, so a log written next to them would wake its watcher on every line (in
-# round 3 that cost the injector a tenth of its closed-loop throughput).
+# certificate files, so a log written next to them would wake its watcher on every line (a
+# measurable share of its closed-loop throughput).
 CERTS=$WORK/certs
 mkdir "$CERTS"
 openssl ecparam -name prime256v1 -genkey -noout -out "$CERTS/ca.key" 2>/dev/null

@@ -1,29 +1,25 @@
 //! vault-injector: a drop-in Rust replacement for the Vault Agent Injector (hashicorp/vault-k8s).
 //!
-//! The core (`settings` → `annotations` → `agent_config` → `inject` → `patch` → `admission`) is
-//! pure and synchronous; `server` and `cli` are the I/O shells around it.
-pub mod admission;
-pub mod agent_config;
-pub mod annotations;
-pub mod autotls;
-pub mod backoff;
-pub mod certmanager;
+//! Two layers. The pure core, the crate `vault_injector_core` (re-exported here under the same
+//! module names), turns a pod and the injector's settings into a patch with no I/O: `settings`,
+//! `annotations`, `agent_config`, `inject`, `patch`, `admission`, `render` and `lint`. Around it,
+//! the I/O shells of this crate:
+//!
+//! - [`server`]: the HTTPS webhook (`/mutate`, health, metrics), limits and graceful shutdown;
+//! - [`tls`]: certificate sources: files with reload, auto-TLS (generated CA and leaf, the
+//!   leader/follower roles);
+//! - [`cluster`]: the Kubernetes API: the client, leader election, the webhook caBundle keeper,
+//!   the Namespace cache, the missed-injection watcher;
+//! - [`telemetry`]: metrics and logs;
+//! - [`cli`]: the command line (`serve`, `render`, `lint` and the helpers).
+
+pub use vault_injector_core::{
+    admission, agent_config, annotations, goparse, inject, lint, ns_defaults, openbao, patch,
+    render, settings, warnings,
+};
+
 pub mod cli;
 pub mod cluster;
-pub mod goparse;
-pub mod inject;
-pub mod lease;
-pub mod lint;
-pub mod logging;
-pub mod metrics;
-pub mod missed;
-pub mod namespaces;
-pub mod ns_defaults;
-pub mod openbao;
-pub mod patch;
-pub mod render;
 pub mod server;
-pub mod settings;
+pub mod telemetry;
 pub mod tls;
-pub mod warnings;
-pub mod webhook;

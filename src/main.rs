@@ -4,7 +4,9 @@ use std::io::Read as _;
 use std::process::ExitCode;
 
 use vault_injector::cli::{self, CliError, Invocation};
-use vault_injector::{autotls, lint, logging, render, server};
+use vault_injector::telemetry::logging;
+use vault_injector::tls::autotls;
+use vault_injector::{lint, render, server};
 
 // A review is allocation-heavy (decoded JSON, the patch, the reply): with glibc's malloc the
 // allocator alone was 40% of its instructions, and musl's (the static image) is slower still.

@@ -35,9 +35,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-use vault_injector::metrics::Metrics;
 use vault_injector::server::{Limits, ServeError, Server};
 use vault_injector::settings::Settings;
+use vault_injector::telemetry::metrics::Metrics;
 use vault_injector::tls::{CertFiles, CertStore};
 
 use support::net;

@@ -1,4 +1,4 @@
-//! Byte-exact agent configurations from the spec's worked examples (agent-config.md §9, §9.1)
+//! Byte-exact agent configurations from worked examples of upstream's documentation
 //! and the cache / quit / sink rules.
 #![allow(clippy::unwrap_used)]
 

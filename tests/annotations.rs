@@ -1611,7 +1611,7 @@ fn not_a_pod_is_refused_with_the_decoder_message() {
     assert!(msg.contains("invalid type"), "{msg}");
 }
 
-// ---- beyond upstream: native sidecar (vault-k8s issue 620) ----
+// ---- beyond upstream: native sidecar ----
 
 fn with_settings(native: bool, seccomp: bool) -> AgentDefaults {
     let mut d = defaults();
@@ -1794,7 +1794,7 @@ fn native_sidecar_in_configmap_mode_has_no_probe() {
     );
 }
 
-// ---- beyond upstream: restricted Pod Security (vault-k8s issue 377) ----
+// ---- beyond upstream: restricted Pod Security ----
 
 #[test]
 fn seccomp_runtime_default_is_added_to_upstreams_security_context() {
@@ -1863,7 +1863,7 @@ fn seccomp_alone_gets_a_security_context_of_its_own() {
     }
 }
 
-// ---- beyond upstream: large agent configurations (vault-k8s issue 197) ----
+// ---- beyond upstream: large agent configurations ----
 
 /// `VAULT_CONFIG`, `VAULT_CONFIG_1`, ... of a container, in order.
 fn config_chunks(container: &serde_json::Value) -> Vec<(String, String)> {

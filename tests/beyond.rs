@@ -265,7 +265,7 @@ fn with_the_feature_off_the_output_is_upstreams() {
 
 #[test]
 fn the_missed_injections_counter_exists_only_once_the_watcher_registers_it() {
-    use vault_injector::metrics::{MISSED_INJECTIONS, Metrics};
+    use vault_injector::telemetry::metrics::{MISSED_INJECTIONS, Metrics};
     let metrics = Metrics::new().unwrap();
     let text = String::from_utf8(metrics.encode().unwrap()).unwrap();
     assert!(!text.contains(MISSED_INJECTIONS), "{text}");

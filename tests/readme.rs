@@ -8,9 +8,8 @@ use vault_injector::annotations::keys;
 use vault_injector::settings;
 
 const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-const SETTINGS_MARKER: &str =
-    "<!-- settings table: generated from src/settings/table.rs, checked by tests/readme.rs -->";
-const ANNOTATIONS_MARKER: &str = "<!-- annotation table: generated from src/annotations/keys/table.rs, checked by tests/readme.rs -->";
+const SETTINGS_MARKER: &str = "<!-- settings table: generated from crates/core/src/settings/table.rs, checked by tests/readme.rs -->";
+const ANNOTATIONS_MARKER: &str = "<!-- annotation table: generated from crates/core/src/annotations/keys/table.rs, checked by tests/readme.rs -->";
 
 /// The README with the table after `marker` replaced by `table`.
 fn with_table(readme: &str, marker: &str, table: &str) -> String {

@@ -141,7 +141,7 @@ pub fn command() -> Command {
                     Arg::new("output")
                         .long("output")
                         .short('o')
-                        .value_parser(clap::value_parser!(Output))
+                        .value_parser(output_parser())
                         .default_value("pod")
                         .help("What to print"),
                 )
@@ -358,6 +358,21 @@ fn takes_separate_value(args: &[&Arg], name: &str) -> bool {
     args.iter()
         .find(|a| a.get_long() == Some(name) || (short.is_some() && a.get_short() == short))
         .is_some_and(|a| a.get_action().takes_values() && !a.is_require_equals_set())
+}
+
+/// `render -o`: the core's [`Output`] with the words and help `--help` shows.
+fn output_parser() -> impl clap::builder::TypedValueParser<Value = Output> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+    PossibleValuesParser::new([
+        PossibleValue::new("pod").help("The mutated Pod"),
+        PossibleValue::new("patch").help("The RFC 6902 patch (`[]` when nothing is injected)"),
+        PossibleValue::new("review").help("The AdmissionReview response"),
+    ])
+    .map(|word| match word.as_str() {
+        "patch" => Output::Patch,
+        "review" => Output::Review,
+        _ => Output::Pod,
+    })
 }
 
 #[cfg(test)]

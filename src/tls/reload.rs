@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::{CertFiles, CertStore, TlsError};
-use crate::logging::CERT_WATCHER;
+use crate::telemetry::logging::CERT_WATCHER;
 
 /// How often the watcher re-reads the files even without a file-system event, as a fallback
 /// for file systems where inotify events do not arrive (some network and overlay mounts).

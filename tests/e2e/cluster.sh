@@ -98,7 +98,7 @@ EOF
     done
     ;;
   bench-create)
-    # issue 6 item 5 (benches/apiserver.sh): pod CREATE latency with and without the webhook.
+    # benches/apiserver.sh: pod CREATE latency with and without the webhook.
     [ -n "$with_injector" ] || e2e_die "bench-create needs the injector (E2E_INJECTOR_BIN)"
     # shellcheck source=/dev/null
     . "$E2E_STATE/env"

@@ -301,7 +301,7 @@ t4_stale_locks() {
   wait_for 30 "the new leader is trusted" trusted "$port"
   KUBECTL -n vault get pod "$leader" >/dev/null 2>&1 && fail "t4: the evicted leader pod should have been deleted"
 
-  # Now the leader's node goes NotReady (vault-k8s issue 412).
+  # Now the leader's node goes NotReady.
   e2e_stop inj-2
   sed -i '1,$d' "$T/backends"
   KUBECTL apply -f - >&2 <<EOF

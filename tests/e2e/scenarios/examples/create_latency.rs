@@ -1,4 +1,4 @@
-//! Issue 6, item 5: what the webhook adds to a pod CREATE through a real kube-apiserver.
+//! What the webhook adds to a pod CREATE through a real kube-apiserver.
 //!
 //! Creates the same pod N times in a namespace opted in to injection (the apiserver calls the
 //! injector) and N times in one that is not (the namespaceSelector skips the webhook), same

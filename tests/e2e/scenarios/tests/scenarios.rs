@@ -1,4 +1,4 @@
-//! End-to-end scenarios (issue 3). Each test creates its own namespace and takes the cluster
+//! End-to-end scenarios. Each test creates its own namespace and takes the cluster
 //! from KUBECONFIG; run them one at a time (`-- --test-threads=1`): scenario 2 and 4 read the
 //! injector's request counter and stop the injector.
 

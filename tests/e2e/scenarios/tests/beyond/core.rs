@@ -1,4 +1,4 @@
-//! Beyond upstream (issue 8), with a real kube-apiserver and OpenBao:
+//! Beyond upstream, with a real kube-apiserver and OpenBao:
 //!
 //! - `b1`: a namespace enforcing the `restricted` Pod Security profile admits an injected pod
 //!   only when the agents carry `seccompProfile: RuntimeDefault`
@@ -444,7 +444,7 @@ async fn b3_large_config_is_split_and_the_real_command_rebuilds_it() -> Result<(
         expected.len()
     ));
 
-    // Control: unsplit, the same value could not even start the shell (vault-k8s issue 197).
+    // Control: unsplit, the same value could not even start the shell.
     let unsplit = std::process::Command::new("/bin/sh")
         .args(["-c", "true"])
         .env_clear()

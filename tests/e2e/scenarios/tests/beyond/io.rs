@@ -1,4 +1,4 @@
-//! Issue 8, beyond upstream, on the real apiserver: OpenBao annotations with the real `bao`
+//! Beyond upstream, on the real apiserver: OpenBao annotations with the real `bao`
 //! agent (items 4), per-namespace defaults (5) and the missed-injection watcher (8). Run with
 //! `tests/e2e/run.sh bio`.
 //!

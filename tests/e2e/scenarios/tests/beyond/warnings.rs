@@ -1,4 +1,4 @@
-//! Issue 8 item 2 through a real kube-apiserver and kubectl: the injector's admission warnings
+//! Through a real kube-apiserver and kubectl: the injector's admission warnings
 //! (AdmissionResponse `warnings`) reach the user as kubectl's `Warning:` lines, and never block
 //! the pod. Run with `tests/e2e/run.sh beyond_warnings`.
 

@@ -1,5 +1,5 @@
 //! Prometheus metrics of the webhook, with upstream's names, help texts and buckets
-//! (server.md §6), plus a `_seconds` latency histogram and the process collector.
+//!, plus a `_seconds` latency histogram and the process collector.
 //!
 //! Each server instance owns its own [`Metrics`] (and registry) rather than using a global
 //! default registry, so that tests running several servers in one process stay isolated.
@@ -155,7 +155,7 @@ impl Metrics {
         }
     }
 
-    /// Updates the counters for one answered review (mutation.md §1 step 6): an injection only
+    /// Updates the counters for one answered review : an injection only
     /// when an agent container was added, a failure for every refusal, nothing for a skip.
     pub fn record_outcome(&self, namespace: &str, outcome: &Outcome) {
         match outcome {

@@ -1,4 +1,4 @@
-//! The Vault Agent configuration handed to the agents in `VAULT_CONFIG` (agent-config.md).
+//! The Vault Agent configuration handed to the agents in `VAULT_CONFIG`.
 //!
 //! Struct field order is the JSON member order, which follows upstream's Go structs so that the
 //! generated JSON compares byte for byte with upstream's (apart from Go's `<>&` escaping).

@@ -34,7 +34,7 @@ use kube::api::PostParams;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::logging::HANDLER;
+use crate::telemetry::logging::HANDLER;
 
 /// Name of the Lease (the same name as the leader-for-life ConfigMap; the kinds differ).
 pub const LEASE_NAME: &str = "vault-k8s-leader";
@@ -290,7 +290,11 @@ pub async fn run<S: LeaseStore>(
                     tracing::warn!(target: HANDLER, Lease = LEASE_NAME, Server = %crate::cluster::api_server(), Error = %e, "could not read or take the Lease");
                 }
             }
-            tokio::time::sleep(crate::backoff::lengthen(timing.retry_period, MAX_JITTER)).await;
+            tokio::time::sleep(crate::cluster::backoff::lengthen(
+                timing.retry_period,
+                MAX_JITTER,
+            ))
+            .await;
         }
         tracing::info!(target: HANDLER, Lease = LEASE_NAME, Pod = %me, "Became the leader.");
         last_holder.clone_from(&me);

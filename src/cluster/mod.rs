@@ -6,6 +6,12 @@
 //! create/get/list/watch/update/delete, secrets create/get/list/watch/update, pods
 //! get/delete and nodes get. Nothing is patched except the webhook.
 
+pub mod backoff;
+pub mod lease;
+pub mod missed;
+pub mod namespaces;
+pub mod webhook;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -18,8 +24,8 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use thiserror::Error;
 
-use crate::backoff::Backoff;
-use crate::logging::HANDLER;
+use crate::cluster::backoff::Backoff;
+use crate::telemetry::logging::HANDLER;
 
 /// Name of the leader-for-life lock ConfigMap, shared with upstream so that old and new
 /// injectors can run side by side during a migration.

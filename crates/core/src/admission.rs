@@ -1,5 +1,4 @@
-//! AdmissionReview in, AdmissionReview out: the webhook's decision for one request
-//! (mutation.md §1–2).
+//! AdmissionReview in, AdmissionReview out: the webhook's decision for one request.
 //!
 //! The review is decoded generically first, so the uid and apiVersion survive an object that is
 //! not a Pod, and the reply always carries the request's apiVersion (v1 or v1beta1).
@@ -140,7 +139,7 @@ pub enum NamespaceDefaults {
     Annotations(BTreeMap<String, String>),
 }
 
-/// The decision flow for one admission request's object (mutation.md §2).
+/// The decision flow for one admission request's object.
 pub fn mutate(
     object: &Value,
     namespace: &str,

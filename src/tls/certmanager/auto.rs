@@ -14,14 +14,14 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::{AbortOnDrop, AutoTlsConfig, CertManagerError, TEST_LEAF_LIFETIME_ENV};
-use crate::autotls::{self, Ca, LEAF_LIFETIME};
-use crate::backoff::Backoff;
+use crate::cluster::backoff::Backoff;
+use crate::cluster::lease;
+use crate::cluster::webhook::{self, Keeper};
 use crate::cluster::{self, CERT_SECRET_NAME, KubeError, SharedCert};
-use crate::lease;
-use crate::logging::HANDLER;
 use crate::settings::LeaderElectionMode;
+use crate::telemetry::logging::HANDLER;
+use crate::tls::autotls::{self, Ca, LEAF_LIFETIME};
 use crate::tls::{CertFiles, CertStore};
-use crate::webhook::{self, Keeper};
 
 /// Taking the leader lock after an API error: upstream's schedule (0.5 s, ×1.5, ±50 %, the
 /// delay capped at 30 s), ten attempts in all before the injector gives up.

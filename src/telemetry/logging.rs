@@ -1,4 +1,5 @@
-//! Log output compatible with HashiCorp's hclog, which upstream uses (server.md §7).
+//! Log output compatible with HashiCorp's hclog, which upstream uses, so log pipelines built
+//! for upstream keep parsing it.
 //!
 //! Standard lines look like
 //! `2026-01-02T03:04:05.678Z [INFO]  handler: Request received: Method=POST URL=/mutate`

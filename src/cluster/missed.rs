@@ -33,11 +33,11 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use prometheus::IntCounterVec;
 
 use crate::annotations::keys;
-use crate::backoff::Backoff;
+use crate::cluster::backoff::Backoff;
 use crate::goparse::parse_bool;
 use crate::inject::{INIT_CONTAINER_NAME, SIDECAR_NAME};
-use crate::logging::HANDLER;
 use crate::openbao;
+use crate::telemetry::logging::HANDLER;
 
 /// The Event's reason.
 pub const REASON: &str = "VaultAgentInjectionMissed";

@@ -18,8 +18,8 @@ use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::backoff::Backoff;
-use crate::logging::HANDLER;
+use crate::cluster::backoff::Backoff;
+use crate::telemetry::logging::HANDLER;
 
 /// The periodic re-check.
 pub const RESYNC: Duration = Duration::from_secs(3600);

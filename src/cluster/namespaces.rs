@@ -18,7 +18,7 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use tokio::sync::watch;
 
 use crate::admission::NamespaceDefaults;
-use crate::logging::HANDLER;
+use crate::telemetry::logging::HANDLER;
 
 /// A watch-backed, read-only view of every Namespace's metadata.
 #[derive(Clone)]

@@ -6,7 +6,7 @@
 //! Namespace: the switch `agent-inject` (a pod opts in itself, so turning the feature on never
 //! injects a pod that did not ask) and the status `agent-inject-status`.
 //!
-//! The Namespaces come from a watch-backed cache (`crate::namespaces`); this module only merges.
+//! The Namespaces come from a watch-backed cache (`vault_injector::cluster::namespaces`, in the I/O shell); this module only merges.
 
 use std::collections::BTreeMap;
 

@@ -9,7 +9,7 @@ use crate::annotations::Refusal;
 use crate::settings::AgentDefaults;
 
 /// What `render` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Output {
     /// The mutated Pod.
     #[default]

@@ -22,6 +22,8 @@ use tokio::sync::watch;
 
 use crate::settings::{ServerSettings, TlsVersion};
 
+pub mod autotls;
+pub mod certmanager;
 mod reload;
 pub use reload::{CertWatcher, POLL_INTERVAL, ReloadOutcome, Reloader, watch, watch_every};
 
@@ -264,7 +266,7 @@ pub fn server_config(server: &ServerSettings, store: &CertStore) -> Result<Serve
         versions.push(&rustls::version::TLS12);
     } else if tls12_wanted {
         tracing::warn!(
-            target: crate::logging::HANDLER,
+            target: crate::telemetry::logging::HANDLER,
             "none of the configured TLS cipher suites is available for TLS 1.2; only TLS 1.3 will be offered"
         );
     }

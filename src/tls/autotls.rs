@@ -4,7 +4,7 @@
 //!
 //! No I/O and no clock of its own: every function takes `now`, so the tests can check validity
 //! windows and renewal times exactly. The Kubernetes side (caBundle, leader lock, shared Secret)
-//! is in [`crate::certmanager`], [`crate::webhook`] and [`crate::cluster`].
+//! is in [`crate::tls::certmanager`], [`crate::cluster::webhook`] and [`crate::cluster`].
 
 use std::net::IpAddr;
 use std::time::Duration;

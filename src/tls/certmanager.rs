@@ -12,27 +12,27 @@
 //!   followers' certificates (signed by it) stay trusted until they pick up the new leaf.
 //!
 //! - Lease mode (`-leader-election-mode=lease` with the elector): the same roles, elected with
-//!   the Lease `vault-k8s-leader` ([`crate::lease`]). Unlike leader-for-life, leadership can be
+//!   the Lease `vault-k8s-leader` ([`crate::cluster::lease`]). Unlike leader-for-life, leadership can be
 //!   lost (renewals failing for 10 s, or another holder seen): the leader then stops at once
 //!   (its renewal loop and caBundle keeper are dropped, and no Secret write starts once the
 //!   loss is published) and follows the Secret again, serving its last leaf meanwhile (its CA
 //!   stays in the new leader's bundle). A follower that gains the Lease leads as above.
 //!
 //! In every case a certificate signed by a new CA is only served after the caBundle holding
-//! that CA has been written (and given [`crate::webhook::PROPAGATION_DELAY`] to reach the API
+//! that CA has been written (and given [`crate::cluster::webhook::PROPAGATION_DELAY`] to reach the API
 //! servers).
 
 use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::autotls::{AutoTlsError, LEAF_LIFETIME};
+use crate::cluster::webhook::Keeper;
 use crate::cluster::{self, KubeError};
 use crate::goparse::parse_duration;
-use crate::logging::HANDLER;
 use crate::settings::{LeaderElectionMode, ServerSettings};
+use crate::telemetry::logging::HANDLER;
+use crate::tls::autotls::{AutoTlsError, LEAF_LIFETIME};
 use crate::tls::{self, CertFiles, CertStore, CertWatcher, TlsError};
-use crate::webhook::Keeper;
 
 mod auto;
 pub use auto::run;
