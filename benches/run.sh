@@ -5,7 +5,9 @@
 # Usage: benches/run.sh            (about 5 minutes on 2 cores)
 # Knobs (environment): DURATION (s per load run, 10), WARMUP (s, 2), CONCURRENCY (32),
 #   H2_CONNECTIONS (4), POD (typical), SERVER_CPU (1), CLIENT_CPU (0), PORT (18443),
-#   BASELINE_PORT (18444), CORE_TIME (criterion measurement s, 5), SKIP_CORE (1 to skip).
+#   BASELINE_PORT (18444), CORE_TIME (criterion measurement s, 5), SKIP_CORE (1 to skip),
+#   INJECTOR_ONLY (1: only the injector's closed-loop h1/h2 runs and its peak RSS, about 40 s;
+#   for comparing builds of the injector side by side).
 #
 # Every server (baseline and injector) runs pinned to SERVER_CPU, one at a time; the load
 # generator runs pinned to CLIENT_CPU. Traffic goes to 127.0.0.1 only, and every run is bounded.
@@ -99,7 +101,7 @@ load() {
 
 # --- 1. core ---------------------------------------------------------------------------------
 CORE_US=NA
-if [[ ${SKIP_CORE:-0} != 1 ]]; then
+if [[ ${SKIP_CORE:-0} != 1 && ${INJECTOR_ONLY:-0} != 1 ]]; then
     say "== core benchmarks (criterion, benches/core.rs)"
     taskset -c "$SERVER_CPU" cargo bench --quiet --bench core -- --warm-up-time 1 \
         --measurement-time "$CORE_TIME" 2>&1 | grep -E 'allocs|^(review|mutate)/|time:' >&2 || true
@@ -112,6 +114,8 @@ if [[ ${SKIP_CORE:-0} != 1 ]]; then
     CORE_US=$(awk -v ns="$(est mutate/typical)" 'BEGIN{printf "%.1f", ns/1000}')
 fi
 
+READY_MS=NA B1="" B2="" F_JSON="" F_POD=""
+if [[ ${INJECTOR_ONLY:-0} != 1 ]]; then
 # --- 2. start-up -------------------------------------------------------------------------------
 say "== start-up: spawn to first 204 on /health/ready (file certificates)"
 STARTUP=$(taskset -c "$CLIENT_CPU" "$LOADGEN" startup "--url=https://127.0.0.1:$PORT/health/ready" \
@@ -144,6 +148,8 @@ for mode in json pod; do
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
 done
 
+fi
+
 # --- 4. injector -------------------------------------------------------------------------------
 say "== injector (logs to a file, telemetry on /metrics)"
 "${INJECTOR_CMD[@]}" >"$WORK/injector.out" 2>"$WORK/injector.log" &
@@ -153,6 +159,11 @@ sleep 1
 RSS_IDLE_KIB=$(kib "$SERVER_PID" VmRSS)
 I1=$(load injector "$PORT" 1); say "$I1"
 I2=$(load injector "$PORT" 2); say "$I2"
+if [[ ${INJECTOR_ONLY:-0} == 1 ]]; then
+    norm() { awk -v r="$(field rps "$1")" -v c="$(field server_cpu_pct "$1")" 'BEGIN{printf "%.0f", (c>0 ? r*100/c : 0)}'; }
+    echo "injector_h1_per_core=$(norm "$I1") injector_h2_per_core=$(norm "$I2") rss_peak_kib=$(kib "$SERVER_PID" VmHWM) errors=$(( $(field errors "$I1") + $(field errors "$I2") ))"
+    exit 0
+fi
 
 # Open loop at half of the injector's closed-loop maximum, per protocol.
 HALF1=$(awk -v r="$(field rps "$I1")" 'BEGIN{printf "%.0f", r/2}')

@@ -12,13 +12,13 @@ use crate::goparse::{parse_bool, parse_int64};
 ///
 /// Lookups go through a hash index: every key the parser looks up starts with the same 20
 /// bytes (`vault.hashicorp.com/`), so in the ordered map each of the hundreds of lookups of a
-/// pod with many secrets was several long `memcmp`s. The hasher is seeded per process, so
-/// keys sent to collide cannot be chosen. Iteration uses the ordered map, so no output
+/// pod with many secrets was several long `memcmp`s. The standard hasher is seeded per
+/// process, so keys sent to collide cannot be chosen. Iteration uses the ordered map, so no output
 /// depends on the hash order.
 #[derive(Debug)]
 pub(super) struct Written<'a> {
     map: &'a BTreeMap<String, String>,
-    index: HashMap<&'a str, &'a str, foldhash::fast::RandomState>,
+    index: HashMap<&'a str, &'a str>,
 }
 
 /// What a pod without annotations has.
@@ -27,8 +27,7 @@ static NONE: BTreeMap<String, String> = BTreeMap::new();
 impl<'a> Written<'a> {
     pub(super) fn new(annotations: Option<&'a BTreeMap<String, String>>) -> Self {
         let map = annotations.unwrap_or(&NONE);
-        let mut index =
-            HashMap::with_capacity_and_hasher(map.len(), foldhash::fast::RandomState::default());
+        let mut index = HashMap::with_capacity(map.len());
         index.extend(map.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Self { map, index }
     }

@@ -51,7 +51,7 @@ pub(super) fn env_vars(r: &AgentRequest, init: bool) -> Result<(Vec<EnvVar>, usi
         let config = Config::build(r, init)
             .to_json()
             .map_err(|e| Refusal::Patch(Problem::Message(e.to_string())))?;
-        let encoded = base64_simd::STANDARD.encode_to_string(config);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(config);
         let chunks = config_env_chunks(&encoded);
         config_chunks = chunks.len();
         env.extend(chunks.iter().map(|(name, value)| plain(name, value)));
