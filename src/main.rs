@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     };
     match invocation {
         Invocation::Version => {
-            println!("vault-injector v{}", env!("CARGO_PKG_VERSION"));
+            print!("{}", cli::version_text());
             ExitCode::SUCCESS
         }
         Invocation::Serve(settings) => serve(*settings),

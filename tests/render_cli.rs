@@ -168,11 +168,64 @@ fn render_honours_the_same_settings_as_serve() {
     );
 }
 
+/// The short commit of this checkout, when the tests run in one (as `build.rs` finds it).
+fn checkout_commit() -> Option<String> {
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let top = std::fs::canonicalize(git(&["rev-parse", "--show-toplevel"])?).ok()?;
+    (top == std::fs::canonicalize(env!("CARGO_MANIFEST_DIR")).ok()?)
+        .then(|| git(&["rev-parse", "--short", "HEAD"]))
+        .flatten()
+}
+
 #[test]
-fn version_and_help_exit_0_and_usage_errors_exit_2_for_every_subcommand() {
+fn version_prints_the_version_the_commit_and_the_upstream_it_replaces() {
     let out = run(&["version"], "", &[]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("vault-injector v"));
+    assert!(out.stderr.is_empty());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let commit = lines[0]
+        .strip_prefix(concat!(
+            "vault-injector ",
+            env!("CARGO_PKG_VERSION"),
+            " (commit "
+        ))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("first line: {text}"));
+    match checkout_commit() {
+        Some(expected) => assert_eq!(commit, expected),
+        None => assert!(
+            commit == "unknown" || commit.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{commit}"
+        ),
+    }
+    assert_eq!(lines[1], "compatible with vault-k8s v1.7.6");
+    // The version is semver, as the chart's version and the image tag are.
+    let parts: Vec<&str> = env!("CARGO_PKG_VERSION").split('.').collect();
+    assert_eq!(parts.len(), 3);
+    assert!(parts.iter().all(|p| p.parse::<u64>().is_ok()));
+    // `--version` stays clap's one line, on stdout, exit 0.
+    let out = run(&["--version"], "", &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        concat!("vault-injector ", env!("CARGO_PKG_VERSION"), "\n")
+    );
+}
+
+#[test]
+fn version_and_help_exit_0_and_usage_errors_exit_2_for_every_subcommand() {
     for sub in [
         "serve",
         "agent-inject",

@@ -76,6 +76,20 @@ pub const EXIT_FAILURE: u8 = 1;
 /// server, and nothing it reports depends on the address (the `.invalid` name never resolves).
 pub const LINT_VAULT_ADDRESS: &str = "https://vault.invalid:8200";
 
+/// The vault-k8s release whose annotations, settings and output this injector reproduces.
+pub const COMPATIBLE_UPSTREAM: &str = "vault-k8s v1.7.6";
+
+/// What `vault-injector version` prints: the version and the git commit it was built from
+/// (`build.rs`), then the upstream release it replaces. `--version` prints only the version,
+/// as clap writes it.
+pub fn version_text() -> String {
+    format!(
+        "vault-injector {} (commit {})\ncompatible with {COMPATIBLE_UPSTREAM}\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("VAULT_INJECTOR_COMMIT")
+    )
+}
+
 /// The clap command, with every upstream setting as a flag of `serve` and `render`.
 pub fn command() -> Command {
     let with_settings = |mut cmd: Command| {
@@ -210,7 +224,9 @@ pub fn command() -> Command {
                         .help("Validity of the serving certificate in days"),
                 ),
         )
-        .subcommand(Command::new("version").about("Print the version"))
+        .subcommand(Command::new("version").about(
+            "Print the version, the git commit it was built from and the vault-k8s release it replaces",
+        ))
 }
 
 /// Parses `args` (including the program name) against the environment lookup `env`.

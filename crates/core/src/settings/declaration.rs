@@ -80,7 +80,7 @@ pub struct Setting {
     pub stage: Stage,
     /// The meaning, for `--help` (surrounding spaces trimmed by [`Setting::help`]).
     pub(super) help: &'static str,
-    /// What the README adds after the default, in parentheses; empty for nothing.
+    /// What the docs add after the default, in parentheses; empty for nothing.
     pub note: &'static str,
     /// The typed field it fills, e.g. `agent.image`.
     pub field: &'static str,
@@ -138,7 +138,7 @@ impl Setting {
         (self.store)(settings, raw, warnings)
     }
 
-    /// The README's cell for the default.
+    /// The table's cell for the default: the value, then the note in parentheses.
     fn default_cell(&self) -> String {
         let value = if self.stage == Stage::Required {
             "required".to_owned()
@@ -153,17 +153,34 @@ impl Setting {
             format!("{value} ({})", self.note)
         }
     }
+
+    /// The table's cell for the meaning: the help line, then the other names read.
+    fn what_cell(&self) -> String {
+        let mut also: Vec<String> = self.alias.iter().map(|a| format!("`{a}`")).collect();
+        if let Some(bao) = bao_alias(self.env) {
+            also.push(format!("`{bao}`"));
+        }
+        let help = self.help();
+        let help = help.strip_suffix('.').unwrap_or(help);
+        if also.is_empty() {
+            format!("{help}.")
+        } else {
+            format!("{help}. Also read from {}.", also.join(", then "))
+        }
+    }
 }
 
-/// The README's settings table, one row per declaration.
+/// The settings table of `docs/settings.md`, one row per declaration.
 pub fn markdown_table() -> String {
-    let mut out = String::from("| Flag | Environment variable | Default |\n|---|---|---|\n");
+    let mut out =
+        String::from("| Flag | Environment variable | Default | What |\n|---|---|---|---|\n");
     for s in SETTINGS {
         let flag = s.flag.map_or("(none)".to_owned(), |f| format!("`-{f}`"));
         out.push_str(&format!(
-            "| {flag} | `{}` | {} |\n",
+            "| {flag} | `{}` | {} | {} |\n",
             s.env,
-            s.default_cell()
+            s.default_cell(),
+            s.what_cell().replace('|', "\\|")
         ));
     }
     out

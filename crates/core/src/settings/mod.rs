@@ -1,10 +1,10 @@
 //! Injector-wide settings: upstream's `AGENT_INJECT_*` environment variables and `-flags`, with
 //! upstream's names, defaults and precedence (flag default < command-line flag < non-empty env).
 //!
-//! Each setting is declared once, in [`table`], with the typed field it fills; the
-//! CLI, `--help`, the README's table and the tests are derived from that table. The code reads
-//! the typed [`Settings`] only. This module does no I/O: callers hand in the flag values and an
-//! environment lookup function.
+//! Each setting is declared once, in [`table`], with the typed field it fills; the CLI,
+//! `--help`, the table in `docs/settings.md` and the tests are derived from that table. The code
+//! reads the typed [`Settings`] only. This module does no I/O: callers hand in the flag values
+//! and an environment lookup function.
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! Every injector setting, declared once: its flag, environment variable, upstream default, an
 //! example value, its help line (the doc comment) and the typed field it fills. The CLI builds
-//! its flags from [`SETTINGS`], [`super::Settings::resolve`] walks it, the README's settings
-//! table is [`super::markdown_table`], and the tests set each declaration's example and check
+//! its flags from [`SETTINGS`], [`super::Settings::resolve`] walks it, the settings table of
+//! `docs/settings.md` is [`super::markdown_table`], and the tests set each declaration's example and check
 //! that its field, and no other, changes.
 
 use super::DEFAULT_AGENT_IMAGE;
@@ -353,7 +353,7 @@ settings! {
         env: "AGENT_INJECT_LEADER_ELECTION_MODE",
         default: "configmap",
         example: "lease",
-        note: "upstream's lock; or `lease`, see above; not upstream",
+        note: "upstream's lock; `lease` is not upstream, see [server.md](server.md#several-replicas)",
         parse: parse::LEADER_ELECTION => server.leader_election_mode,
     }
     /// CLI the agent command runs: vault, bao, or auto (bao for an openbao image); empty =
@@ -363,7 +363,7 @@ settings! {
         env: "AGENT_INJECT_AGENT_BINARY",
         default: "",
         example: "bao",
-        note: "not upstream: `vault`, except `auto` for `openbao.org` pods; or `vault`, `bao`, `auto`; see OpenBao below",
+        note: "`vault`, except `auto` for `openbao.org` pods; see [beyond-upstream.md](beyond-upstream.md#openbao)",
         parse: parse::AGENT_BINARY => agent.agent_binary,
     }
     /// Use the Namespace's vault.hashicorp.com/* annotations as defaults for its pods (needs
@@ -373,7 +373,7 @@ settings! {
         env: "AGENT_INJECT_NAMESPACE_DEFAULTS",
         default: "false",
         example: "true",
-        note: "not upstream: Namespace annotations as pod defaults, see below",
+        note: "see [beyond-upstream.md](beyond-upstream.md#namespace-defaults)",
         parse: parse::BOOL => server.namespace_defaults,
     }
     /// Count pods created without injection and emit an Event on them (needs pods list/watch,
@@ -383,7 +383,7 @@ settings! {
         env: "AGENT_INJECT_MISSED_INJECTION_WATCHER",
         default: "false",
         example: "true",
-        note: "not upstream: count and report pods created without injection, see below",
+        note: "see [beyond-upstream.md](beyond-upstream.md#missed-injections)",
         parse: parse::BOOL => server.missed_injection_watcher,
     }
     /// Inject the agent as a native sidecar (Kubernetes 1.29+: an init container with
@@ -393,7 +393,7 @@ settings! {
         env: "AGENT_INJECT_NATIVE_SIDECAR",
         default: "false",
         example: "true",
-        note: "not upstream: default of `agent-native-sidecar`, see above",
+        note: "the default of `agent-native-sidecar`, see [beyond-upstream.md](beyond-upstream.md#native-sidecars)",
         parse: parse::BOOL => agent.native_sidecar,
     }
     /// Give the agent containers seccompProfile RuntimeDefault (restricted Pod Security), not
@@ -403,7 +403,7 @@ settings! {
         env: "AGENT_INJECT_SECCOMP_RUNTIME_DEFAULT",
         default: "false",
         example: "true",
-        note: "not upstream: default of `agent-seccomp-runtime-default`, see above",
+        note: "the default of `agent-seccomp-runtime-default`, see [beyond-upstream.md](beyond-upstream.md#restricted-pod-security)",
         parse: parse::BOOL => agent.seccomp_runtime_default,
     }
     /// Most /mutate requests handled at once; beyond it the webhook answers 503 at once (not
@@ -413,7 +413,7 @@ settings! {
         env: "AGENT_INJECT_MAX_REQUESTS_IN_FLIGHT",
         default: super::DEFAULT_MAX_REQUESTS_IN_FLIGHT_STR,
         example: "16",
-        note: "not upstream: `/mutate` requests handled at once; beyond it an immediate 503, see `SECURITY.md`",
+        note: "see [SECURITY.md](../SECURITY.md#limits-and-timeouts)",
         parse: parse::IN_FLIGHT => server.max_requests_in_flight,
     }
     /// After SIGTERM, keep serving (and report not ready) this long before shutting down,
@@ -423,7 +423,7 @@ settings! {
         env: "AGENT_INJECT_SHUTDOWN_DELAY",
         default: "5s",
         example: "0s",
-        note: "not upstream: after SIGTERM, keep serving while `/health/ready` says 503, so that calls still routed to a pod being deleted are answered",
+        note: "see [server.md](server.md#stopping)",
         parse: parse::SHUTDOWN_DELAY => server.shutdown_delay,
     }
 }

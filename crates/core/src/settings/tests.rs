@@ -461,11 +461,15 @@ fn every_field_of_settings_is_filled_by_exactly_one_declaration() {
 }
 
 #[test]
-fn the_readme_table_has_one_row_per_declaration() {
+fn the_docs_table_has_one_row_per_declaration() {
     let table = markdown_table();
     assert_eq!(table.lines().count(), SETTINGS.len() + 2);
-    assert!(table.contains("| `-vault-address` | `AGENT_INJECT_VAULT_ADDR` | required |"));
-    assert!(table.contains("| (none) | `AGENT_INJECT_TEMPLATE_MAX_CONNECTIONS_PER_HOST` | `0` |"));
+    assert!(table.contains(
+        "| `-vault-address` | `AGENT_INJECT_VAULT_ADDR` | required | Address of the Vault server (required). Also read from `AGENT_INJECT_BAO_ADDR`. |"
+    ));
+    assert!(table.contains(
+        "| (none) | `AGENT_INJECT_TEMPLATE_MAX_CONNECTIONS_PER_HOST` | `0` | template_config.max_connections_per_host of the agents (env only). Also read from `AGENT_INJECT_AGENT_INJECT_TEMPLATE_MAX_CONNECTIONS_PER_HOST`. |"
+    ));
     assert!(
         table.contains("| `-log-format` | `AGENT_INJECT_LOG_FORMAT` | `standard` (or `json`) |")
     );

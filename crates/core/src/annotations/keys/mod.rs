@@ -1,8 +1,8 @@
 //! Every annotation key the injector reads (and the one it writes), declared once in
 //! [`ALL`]: the key (or key family), what its value means, what its absence means, a
 //! description and example values. Each declaration is also a `&str` constant with the full
-//! key (`keys::ROLE` is `"vault.hashicorp.com/role"`), which the parser reads by. The README's
-//! annotation table is [`markdown_table`], and the tests draw their keys and values from
+//! key (`keys::ROLE` is `"vault.hashicorp.com/role"`), which the parser reads by. The
+//! annotation table of `docs/annotations.md` is [`markdown_table`], and the tests draw their keys and values from
 //! [`ALL`] and check each declaration against the parser: every key changes what is parsed,
 //! every typed key refuses a malformed value naming itself, and every documented default is
 //! what writing it would do.
@@ -98,7 +98,7 @@ impl Key {
         self.key.strip_prefix(PREFIX).unwrap_or(self.key)
     }
 
-    /// The key as the README writes it: the suffix, with `-<name>` or `-<param>` for families.
+    /// The key as the docs write it: the suffix, with `-<name>` or `-<param>` for families.
     fn spelled(&self) -> String {
         let suffix = self.suffix();
         match self.shape {
@@ -111,7 +111,7 @@ impl Key {
 }
 
 impl Value {
-    /// How the README names it.
+    /// How the docs name it.
     fn spelled(self) -> &'static str {
         match self {
             Self::Bool => "bool",
@@ -131,31 +131,87 @@ impl Value {
 }
 
 impl Absent {
-    /// How the README writes it.
+    /// How the docs write it: the value, or the setting and its default.
     fn spelled(self) -> String {
         match self {
             Self::Nothing => "unset".to_owned(),
             Self::Value(v) => format!("`{v}`"),
-            Self::Setting(s) => match s.flag {
-                Some(flag) => format!("`-{flag}`"),
-                None => format!("`{}`", s.env),
-            },
+            Self::Setting(s) => {
+                let name = match s.flag {
+                    Some(flag) => format!("`-{flag}` (`{}`)", s.env),
+                    None => format!("`{}`", s.env),
+                };
+                if s.stage == crate::settings::Stage::Required {
+                    format!("setting {name}, which is required")
+                } else if s.default.is_empty() {
+                    format!("setting {name}, empty by default")
+                } else {
+                    format!("setting {name}, default `{}`", s.default)
+                }
+            }
             Self::Computed(words) => words.to_owned(),
+        }
+    }
+
+    /// Whether writing `value` does what the absent key does, so it makes a poor example.
+    fn is(self, value: &str) -> bool {
+        match self {
+            Self::Nothing => value.is_empty(),
+            Self::Value(v) => v == value,
+            Self::Setting(s) => s.default == value,
+            Self::Computed(_) => false,
         }
     }
 }
 
-/// The README's annotation table, one row per declaration.
+impl Key {
+    /// The example the docs show: the first declared example that does something (not empty,
+    /// not the default, not an empty patch).
+    pub fn doc_example(&self) -> &'static str {
+        let empty_patch = |e: &str| self.value == Value::JsonPatch && matches!(e, "[]" | "null");
+        let telling = |e: &&&str| !(e.is_empty() || self.absent.is(e) || empty_patch(e));
+        self.examples
+            .iter()
+            .find(telling)
+            .or(self.examples.first())
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The example as one annotation line, with a secret named `db` or the first example
+    /// parameter for a family.
+    fn example_line(&self) -> String {
+        let suffix = self.suffix();
+        let key = match self.shape {
+            Shape::Single | Shape::SingleAndPerSecret => suffix.to_owned(),
+            Shape::PerSecret => format!("{suffix}-db"),
+            Shape::Params(params) => format!("{suffix}-{}", params.first().unwrap_or(&"param")),
+        };
+        let value = self.doc_example();
+        // As a YAML manifest would hold it: double quotes, or single ones around JSON.
+        let quoted = if value.contains('"') {
+            format!("'{}'", value.replace('\'', "''"))
+        } else {
+            format!("\"{value}\"")
+        };
+        format!("`{key}: {quoted}`")
+    }
+}
+
+/// The annotation table of `docs/annotations.md`, one row per declaration.
 pub fn markdown_table() -> String {
-    let mut out = String::from("| Annotation | Value | Absent | What |\n|---|---|---|---|\n");
+    let mut out =
+        String::from("| Annotation | Value | Default | Example | What |\n|---|---|---|---|---|\n");
     for k in ALL {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} |\n",
+        let row = format!(
+            "| {} | {} | {} | {} | {} |\n",
             k.spelled(),
             k.value.spelled(),
             k.absent.spelled(),
-            k.doc()
-        ));
+            k.example_line().replace('|', "\\|"),
+            k.doc().replace('|', "\\|")
+        );
+        out.push_str(&row);
     }
     out
 }

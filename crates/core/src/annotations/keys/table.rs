@@ -17,7 +17,7 @@ keys! {
     STATUS = "agent-inject-status" {
         value: Text,
         absent: Absent::Nothing,
-        examples: ["update", "injected"],
+        examples: ["injected", "update"],
     }
     /// The Vault path of a secret rendered to the file `<name>`.
     SECRET = "agent-inject-secret" {
@@ -165,7 +165,7 @@ keys! {
     REQUESTS_MEM = "agent-requests-mem" {
         value: Quantity,
         absent: Absent::Setting(&setting::MEMORY_REQUEST),
-        examples: ["250m", "1", "", "64Mi", "1Gi"],
+        examples: ["128Mi", "250m", "1", "", "64Mi", "1Gi"],
     }
     /// The agents' ephemeral storage request.
     REQUESTS_EPHEMERAL = "agent-requests-ephemeral" {
@@ -195,7 +195,7 @@ keys! {
     RUN_AS_USER = "agent-run-as-user" {
         value: Int,
         absent: Absent::Setting(&setting::RUN_AS_USER),
-        examples: ["100", "0", "1000", "5"],
+        examples: ["1000", "100", "0", "5"],
     }
     /// The agents' gid.
     RUN_AS_GROUP = "agent-run-as-group" {
