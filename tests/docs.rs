@@ -227,11 +227,9 @@ fn troubleshooting_quotes_every_refusal_and_warning_as_the_injector_prints_it() 
 fn troubleshooting_covers_every_refusal_text_in_the_core() {
     let doc = read("docs/troubleshooting.md");
     let mut texts = Vec::new();
-    for file in [
-        "crates/core/src/annotations/parse.rs",
-        "crates/core/src/annotations/pod.rs",
-        "crates/core/src/admission.rs",
-    ] {
+    let files = rust_files("crates/core/src");
+    for file in &files {
+        let file = file.as_str();
         let source = read(file);
         for (i, _) in source.match_indices("Problem::msg(") {
             texts.push((file, first_literal(&source[i..])));
@@ -323,6 +321,26 @@ fn first_literal(code: &str) -> String {
             c => out.push(c),
         }
     }
+    out
+}
+
+/// Every `.rs` file under `dir` (relative to the repository), sorted.
+fn rust_files(dir: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(format!("{ROOT}/{d}")).unwrap_or_else(|e| panic!("{d}: {e}"))
+        {
+            let name = entry.expect("a directory entry").file_name();
+            let path = format!("{d}/{}", name.to_string_lossy());
+            if path.ends_with(".rs") {
+                out.push(path);
+            } else if std::fs::metadata(format!("{ROOT}/{path}")).is_ok_and(|m| m.is_dir()) {
+                dirs.push(path);
+            }
+        }
+    }
+    out.sort();
     out
 }
 
