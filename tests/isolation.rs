@@ -324,7 +324,7 @@ fn declared_keys() -> Vec<(&'static str, bool, &'static [&'static str])> {
         let family = (key.key, true, key.examples);
         match key.shape {
             Shape::Single => out.push(single),
-            Shape::PerSecret | Shape::Params(_) => out.push(family),
+            Shape::PerSecret | Shape::Params(_) | Shape::PerVariable => out.push(family),
             Shape::SingleAndPerSecret => out.extend([single, family]),
         }
     }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use super::env_exec;
 use super::error::Problem;
 use super::keys;
 use super::pod::{aws_env, first_container_uid, irsa_mount, path_join, service_account};
@@ -216,6 +217,7 @@ impl<'a> Parser<'a> {
             self.bool_or(keys::NATIVE_SIDECAR, d.native_sidecar)? && !pre_populate_only;
         let seccomp_runtime_default =
             self.bool_or(keys::SECCOMP_RUNTIME_DEFAULT, d.seccomp_runtime_default)?;
+        let env_exec = env_exec::read(&self.ann, pod)?;
 
         Ok(AgentRequest {
             namespace: self.text_or(keys::REQUEST_NAMESPACE, self.namespace),
@@ -310,6 +312,7 @@ impl<'a> Parser<'a> {
                 proxy_address: self.text_or(keys::PROXY_ADDRESS, &d.proxy_address),
                 ca_cert_bytes: d.ca_cert_bytes.clone(),
             },
+            env_exec,
         })
     }
 
@@ -482,6 +485,34 @@ fn validate(r: &AgentRequest, ann: &Written<'_>) -> Result<(), Problem> {
                 keys::SERVICE
             )));
         }
+    }
+    if r.env_exec.is_on() {
+        validate_env_exec(r)?;
+    }
+    Ok(())
+}
+
+/// Not upstream: what secrets as environment variables cannot honour. The agent in the wrapped
+/// container reads a configuration the injector generates, and shares that container's
+/// environment with the app, so neither a ConfigMap's configuration nor a proxy set through
+/// the agent's environment can reach it without changing the app's.
+fn validate_env_exec(r: &AgentRequest) -> Result<(), Problem> {
+    let var = dashed_key(keys::ENV, &r.env_exec.vars[0].name);
+    if !r.config_map.is_empty() {
+        return Err(Problem::msg(format!(
+            "{var} cannot be used in ConfigMap mode (annotation {}: {:?}): the agent that starts container {:?} needs the configuration the injector generates",
+            keys::CONFIGMAP,
+            r.config_map,
+            r.env_exec.container
+        )));
+    }
+    if !r.env.proxy_address.is_empty() {
+        return Err(Problem::msg(format!(
+            "{var} cannot be used with proxy address {:?} (annotation {} or -proxy-address): the agent would need HTTPS_PROXY in container {:?}, whose environment the app shares; set the annotation to \"\" and give the container HTTPS_PROXY yourself",
+            r.env.proxy_address,
+            keys::PROXY_ADDRESS,
+            r.env_exec.container
+        )));
     }
     Ok(())
 }
