@@ -1,4 +1,5 @@
-//! The Vault Agent configuration handed to the agents in `VAULT_CONFIG`.
+//! The Vault Agent configuration handed to the agents in `VAULT_CONFIG`, and (in [`exec`]) the
+//! one of the agent that supervises an app's process for secrets as environment variables.
 //!
 //! Struct field order is the JSON member order, which follows upstream's Go structs so that the
 //! generated JSON compares byte for byte with upstream's (apart from Go's `<>&` escaping).
@@ -11,6 +12,10 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::annotations::{AgentRequest, DefaultTemplate, path_join};
+
+pub mod exec;
+
+pub use exec::{EXEC_CA_FILE, EXEC_CONFIG_FILE, EXEC_DIR, ExecConfig, env_default_template};
 
 /// Home of the agent's token-helper file.
 pub const TOKEN_FILE: &str = "/home/vault/.vault-token";
