@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::error::Problem;
 use super::keys;
-use super::read::Written;
-use super::request::{EnvExec, EnvSecret, Restart};
+use super::read::{Written, dashed_key};
+use super::request::{AgentRequest, EnvExec, EnvSecret, Restart};
 
 /// `agent-inject-env-stop-signal` when absent (the agent's own default).
 pub const DEFAULT_STOP_SIGNAL: &str = "SIGTERM";
@@ -83,6 +83,34 @@ pub(super) fn read(ann: &Written<'_>, pod: &Pod) -> Result<EnvExec, Problem> {
         check_wrapped(&exec, wrapped, named, entrypoint.as_deref())?;
     }
     Ok(exec)
+}
+
+/// Phase D: what secrets as environment variables cannot honour. The agent in the wrapped
+/// container reads a configuration the injector generates, and shares that container's
+/// environment with the app, so neither a ConfigMap's configuration nor a proxy set through
+/// the agent's environment can reach it without changing the app's.
+pub(super) fn validate(r: &AgentRequest) -> Result<(), Problem> {
+    let Some(first) = r.env_exec.vars.first() else {
+        return Ok(());
+    };
+    let var = dashed_key(keys::ENV, &first.name);
+    if !r.config_map.is_empty() {
+        return Err(Problem::msg(format!(
+            "{var} cannot be used in ConfigMap mode (annotation {}: {:?}): the agent that starts container {:?} needs the configuration the injector generates",
+            keys::CONFIGMAP,
+            r.config_map,
+            r.env_exec.container
+        )));
+    }
+    if !r.env.proxy_address.is_empty() {
+        return Err(Problem::msg(format!(
+            "{var} cannot be used with proxy address {:?} (annotation {} or -proxy-address): the agent would need HTTPS_PROXY in container {:?}, whose environment the app shares; set the annotation to \"\" and give the container HTTPS_PROXY yourself",
+            r.env.proxy_address,
+            keys::PROXY_ADDRESS,
+            r.env_exec.container
+        )));
+    }
+    Ok(())
 }
 
 /// The variables, sorted by name: every `agent-inject-env-<VAR>` and
@@ -181,7 +209,7 @@ fn check_wrapped(
     named: Option<&str>,
     entrypoint: Option<&[String]>,
 ) -> Result<(), Problem> {
-    let first = &exec.vars[0].name;
+    let first = exec.vars.first().map_or("", |v| v.name.as_str());
     let Some(c) = wrapped else {
         return Err(Problem::msg(match named {
             Some(name) => format!(

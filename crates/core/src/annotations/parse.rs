@@ -487,32 +487,7 @@ fn validate(r: &AgentRequest, ann: &Written<'_>) -> Result<(), Problem> {
         }
     }
     if r.env_exec.is_on() {
-        validate_env_exec(r)?;
-    }
-    Ok(())
-}
-
-/// Not upstream: what secrets as environment variables cannot honour. The agent in the wrapped
-/// container reads a configuration the injector generates, and shares that container's
-/// environment with the app, so neither a ConfigMap's configuration nor a proxy set through
-/// the agent's environment can reach it without changing the app's.
-fn validate_env_exec(r: &AgentRequest) -> Result<(), Problem> {
-    let var = dashed_key(keys::ENV, &r.env_exec.vars[0].name);
-    if !r.config_map.is_empty() {
-        return Err(Problem::msg(format!(
-            "{var} cannot be used in ConfigMap mode (annotation {}: {:?}): the agent that starts container {:?} needs the configuration the injector generates",
-            keys::CONFIGMAP,
-            r.config_map,
-            r.env_exec.container
-        )));
-    }
-    if !r.env.proxy_address.is_empty() {
-        return Err(Problem::msg(format!(
-            "{var} cannot be used with proxy address {:?} (annotation {} or -proxy-address): the agent would need HTTPS_PROXY in container {:?}, whose environment the app shares; set the annotation to \"\" and give the container HTTPS_PROXY yourself",
-            r.env.proxy_address,
-            keys::PROXY_ADDRESS,
-            r.env_exec.container
-        )));
+        env_exec::validate(r)?;
     }
     Ok(())
 }
