@@ -18,6 +18,9 @@ use vault_injector::settings::{AgentDefaults, Settings};
 /// The secret every per-secret key is tried on; upper case, so that keeping its case shows.
 const SECRET: &str = "DB";
 
+/// The environment variable every per-variable key is tried on.
+const VAR: &str = "DB_USER";
+
 /// The base pod: `support::pod()` with the secret [`SECRET`].
 fn base() -> support::PodBuilder {
     support::pod().ann(&format!("agent-inject-secret-{SECRET}"), "kv/data/db")
@@ -32,6 +35,7 @@ fn spellings(key: &Key) -> Vec<String> {
         Shape::PerSecret => vec![format!("{suffix}-{SECRET}")],
         Shape::SingleAndPerSecret => vec![suffix.to_owned(), format!("{suffix}-{SECRET}")],
         Shape::Params(params) => params.iter().map(|p| format!("{suffix}-{p}")).collect(),
+        Shape::PerVariable => vec![format!("{suffix}-{VAR}")],
     }
 }
 
@@ -84,6 +88,9 @@ fn malformed(value: Value) -> Option<&'static str> {
         Value::Quantity => "lots",
         Value::JsonPatch => "{",
         Value::Template => "yaml",
+        Value::Restart => "sometimes",
+        Value::Signal => "SIGBOGUS",
+        Value::Command => "ls -l",
         Value::Json | Value::List | Value::Text => return None,
     })
 }

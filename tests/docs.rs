@@ -160,6 +160,33 @@ fn troubleshooting_quotes_every_refusal_and_warning_as_the_injector_prints_it() 
         refused(pod().ann("auth-path", "")),
         refused(pod().ann("service", "")),
     ];
+    // Secrets as environment variables: a container with a command, one variable.
+    let env = || {
+        pod()
+            .set("/spec/containers/0/command", json!(["/bin/app"]))
+            .ann("agent-inject-env-DB", "database/creds/x")
+    };
+    messages.extend([
+        refused(
+            pod()
+                .set("/spec/containers/0/command", json!(["/bin/app"]))
+                .ann("agent-inject-env-db-pass", "database/creds/x"),
+        ),
+        refused(env().ann("agent-inject-env-restart", "sometimes")),
+        refused(env().ann("agent-inject-env-stop-signal", "SIGFOO")),
+        refused(env().ann("agent-inject-env-container", "web")),
+        refused(
+            env()
+                .set("/spec/containers/0/command", json!(null))
+                .ann("agent-inject-env-command", "not json"),
+        ),
+        refused(env().set("/spec/containers/0/command", json!(null))),
+        refused(env().ann("agent-inject-env-command", r#"["/bin/x"]"#)),
+        refused(env().set("/spec/containers/0/command", json!(["/bin/app --flag"]))),
+        refused(env().set("/spec/containers/0/command", json!([""]))),
+        refused(env().ann("agent-configmap", "cm")),
+        refused(env().ann("proxy-address", "http://proxy:3128")),
+    ]);
     let defaults = support::defaults();
     let system = admission::mutate(&pod().build(), "kube-system", &defaults).unwrap_err();
     messages.push(system.to_string());
@@ -182,6 +209,10 @@ fn troubleshooting_quotes_every_refusal_and_warning_as_the_injector_prints_it() 
     all_warnings.extend(warnings(dynamic().ann("agent-pre-populate-only", "true")));
     all_warnings.extend(warnings(pod().ann("tls-skip-verify", "true")));
     all_warnings.extend(warnings(pod().ann("agent-run-as-user", "0")));
+    all_warnings.extend(warnings(
+        env().ann("agent-inject-secret-db", "database/creds/x"),
+    ));
+    all_warnings.extend(warnings(env().ann("agent-inject-env-restart", "never")));
     let job = serde_json::to_string(&json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -197,10 +228,10 @@ fn troubleshooting_quotes_every_refusal_and_warning_as_the_injector_prints_it() 
     .unwrap();
     let report = vault_injector::lint::lint(&job, "job.json", None, &defaults).unwrap();
     all_warnings.extend(report.findings.into_iter().map(|f| f.message));
-    // Each of the six admission warnings and lint's own, at least once.
+    // Each of the ten admission warnings and lint's own, at least once.
     assert_eq!(
         all_warnings.iter().collect::<BTreeSet<_>>().len(),
-        7,
+        11,
         "{all_warnings:#?}"
     );
     messages.extend(all_warnings);

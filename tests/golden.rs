@@ -20,6 +20,7 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 use vault_injector::admission::{self, Mutation};
+use vault_injector::inject::EXEC_INIT_NAME;
 use vault_injector::patch;
 
 /// Snapshots larger than this (as compact JSON) have their long strings abbreviated.
@@ -29,7 +30,7 @@ const LONG_STRING: usize = 1024;
 
 fn agent_configs(pod: &Value) -> Value {
     let mut configs = serde_json::Map::new();
-    for name in ["vault-agent-init", "vault-agent"] {
+    for name in ["vault-agent-init", "vault-agent", EXEC_INIT_NAME] {
         let Some(container) = support::find_container(pod, name) else {
             continue;
         };
@@ -127,10 +128,13 @@ fn golden_fixtures() {
             admission::mutate(&mutated, &namespace, &defaults).unwrap(),
             Mutation::Skip(_)
         ));
-        // Every field of the input survives (the injector only adds).
-        assert_contains(&input, &mutated, "");
-
         let configs = agent_configs(&mutated);
+        // Every field of the input survives (the injector only adds), but for the command line
+        // of a container wrapped for secrets as environment variables, which moves into the
+        // exec agent's configuration.
+        let unwrapped = unwrap_command(&input, &mutated, &configs);
+        assert_contains(&input, &unwrapped, "");
+
         let has_config = configs.as_object().is_some_and(|c| !c.is_empty());
         if !has_config {
             assert_why_no_agent_config(path, &input, &mutated);
@@ -141,6 +145,61 @@ fn golden_fixtures() {
             insta::assert_json_snapshot!("agent_config", reviewable(configs));
         }
     });
+}
+
+/// `mutated` with the wrapped container's original `command` and `args` put back, after
+/// checking that it runs the copied agent and that the exec configuration holds the command
+/// line Kubernetes would have run (the container's `command`, or `agent-inject-env-command`,
+/// then its `args`).
+fn unwrap_command(input: &Value, mutated: &Value, configs: &Value) -> Value {
+    let Some(exec) = configs.get(EXEC_INIT_NAME) else {
+        return mutated.clone();
+    };
+    let mut out = mutated.clone();
+    let containers = out["spec"]["containers"].as_array_mut().unwrap();
+    let wrapped: Vec<&mut Value> = containers
+        .iter_mut()
+        .filter(|c| {
+            c["command"][0]
+                .as_str()
+                .is_some_and(|s| s.starts_with("/vault/exec/"))
+        })
+        .collect();
+    assert_eq!(wrapped.len(), 1, "one wrapped container");
+    let c = wrapped.into_iter().next().unwrap();
+    let cli = c["command"][0]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("/vault/exec/");
+    assert_eq!(
+        c["command"],
+        json!([
+            format!("/vault/exec/{cli}"),
+            "agent",
+            "-config=/vault/exec/config.json"
+        ])
+    );
+    let original = support::find_container(input, c["name"].as_str().unwrap()).unwrap();
+    let annotations = &input["metadata"]["annotations"];
+    let entrypoint = ["openbao.org/", "vault.hashicorp.com/"]
+        .iter()
+        .find_map(|p| annotations[format!("{p}agent-inject-env-command")].as_str())
+        .map(|raw| serde_json::from_str::<Value>(raw).unwrap());
+    let mut line: Vec<Value> = original["command"]
+        .as_array()
+        .cloned()
+        .or_else(|| entrypoint.and_then(|e| e.as_array().cloned()))
+        .unwrap();
+    line.extend(original["args"].as_array().cloned().unwrap_or_default());
+    assert_eq!(exec["exec"]["command"], Value::Array(line));
+    let obj = c.as_object_mut().unwrap();
+    for field in ["command", "args"] {
+        match original.get(field) {
+            Some(v) => obj.insert(field.to_owned(), v.clone()),
+            None => obj.remove(field),
+        };
+    }
+    out
 }
 
 /// A fixture whose agents carry no `VAULT_CONFIG` has no agent-config snapshot (it would only

@@ -22,7 +22,15 @@
 //!   `{name, mountPath}` of a `vault-secrets*` volume the patch adds; and
 //!   `shareProcessNamespace` only when `agent-share-process-namespace` is set. The security
 //!   context the injector sets is the agents' own, never a user container's
-//!   or the pod's.
+//!   or the pod's. Secrets as environment variables (`agent-inject-env-*`, not upstream) add
+//!   to that list: the volume `vault-exec` (`emptyDir: {}`: the agent binary and a
+//!   configuration without secrets), the init container `vault-agent-exec-init` appended last
+//!   (checked as an agent: its fields, no privilege, only `vault-exec` mounted, constant
+//!   args), and on exactly one user container, the wrapped one: `command` set to the copied
+//!   agent (`/vault/exec/<vault|bao> agent -config=/vault/exec/config.json`), `args` emptied,
+//!   and read-only mounts of `vault-exec`, of the TLS and extra Secrets the injector added, or
+//!   of a volume of the pod's own (the service-account token it lacked); the exec agent's
+//!   configuration starts exactly the command line the container had.
 //! - Privilege: no volume the injector adds is a hostPath, and nothing outside the agent
 //!   containers changes (above), so no user container gains `privileged`,
 //!   `allowPrivilegeEscalation` or capabilities. An agent container the user did NOT patch is
@@ -42,6 +50,11 @@
 //!   beyond upstream): the same checks with hostile Namespace annotations as defaults; the
 //!   Namespace's values count as the pod's (its admin chose them for the pods in it), never
 //!   the switch or the status.
+//! - `secrets_as_environment_variables_change_only_the_wrapped_container`: the same checks,
+//!   and the shell check below, on pods that declare environment variables with hostile paths,
+//!   templates, container names, entrypoints, restart policies and stop signals (about 120 of
+//!   768 injected, the rest refused). The values reach only the exec agent's JSON
+//!   configuration, never a shell: its command line is an array the agent starts directly.
 //! - `a_user_patch_changes_only_its_own_container`: the same pod with and without
 //!   `agent-json-patch` / `agent-init-json-patch` gives mutated pods that are equal once the
 //!   patched agent container is taken out.
@@ -85,7 +98,10 @@ use serde_json::{Map, Value, json};
 use vault_injector::admission::{self, Mutation};
 use vault_injector::agent_config::TOKEN_FILE;
 use vault_injector::annotations::keys::{self, Shape};
-use vault_injector::inject::{INIT_CONTAINER_NAME, SIDECAR_NAME, container_arg};
+use vault_injector::inject::{
+    EXEC_INIT_NAME, EXEC_VOLUME, INIT_CONTAINER_NAME, SIDECAR_NAME, container_arg, exec_command,
+};
+use vault_injector::openbao::AgentBinary;
 
 // ---------------------------------------------------------------------------------------------
 // Properties
@@ -166,11 +182,11 @@ proptest! {
         // The patch annotations themselves are the only other difference.
         a["metadata"]["annotations"] = b["metadata"]["annotations"].clone();
         for m in [&mut a, &mut b] {
-            let (added_container, added_init) = split_added(&pod, m)?;
+            let (added_container, added_inits) = split_added(&pod, m)?;
             if let Some(i) = added_container {
                 m["spec"]["containers"][i] = json!("<agent>");
             }
-            if let Some(i) = added_init {
+            for i in added_inits {
                 m["spec"]["initContainers"][i] = json!("<agent>");
             }
         }
@@ -180,6 +196,20 @@ proptest! {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 768, ..ProptestConfig::default() })]
+
+    #[test]
+    fn secrets_as_environment_variables_change_only_the_wrapped_container(pod in env_exec_pod()) {
+        let Ok(mutation) = admission::mutate(&pod, "apps", &support::defaults()) else {
+            return Ok(());
+        };
+        let Mutation::Inject { ops, .. } = &mutation else {
+            return Ok(());
+        };
+        check_ops(&vault_injector::patch::to_values(ops))?;
+        let mutated = admission::mutated_object(&pod, &mutation).expect("the patch applies");
+        check_diff(&pod, &mutated)?;
+        check_shell(&mutated)?;
+    }
 
     #[test]
     fn no_annotation_value_reaches_a_shell_unquoted(pod in shell_pod()) {
@@ -324,7 +354,7 @@ fn declared_keys() -> Vec<(&'static str, bool, &'static [&'static str])> {
         let family = (key.key, true, key.examples);
         match key.shape {
             Shape::Single => out.push(single),
-            Shape::PerSecret | Shape::Params(_) => out.push(family),
+            Shape::PerSecret | Shape::Params(_) | Shape::PerVariable => out.push(family),
             Shape::SingleAndPerSecret => out.extend([single, family]),
         }
     }
@@ -568,8 +598,20 @@ prop_compose! {
         privileged in any::<bool>(),
         pod_level in any::<bool>(),
         openbao_gate in proptest::bool::weighted(0.1),
+        app_command in proptest::option::of(proptest::sample::select(vec![
+            json!(["/app/run"]),
+            json!(["/bin/sh", "-c", "exec app"]),
+        ])),
+        app_args in proptest::option::of(proptest::sample::select(vec![json!([]), json!(["--serve"])])),
     ) -> Value {
         let mut b = support::pod();
+        // A command (and args), so that secrets as environment variables can wrap the app.
+        if let Some(command) = app_command {
+            b = b.set("/spec/containers/0/command", command);
+        }
+        if let Some(args) = app_args {
+            b = b.set("/spec/containers/0/args", args);
+        }
         if web {
             b = b.container("web");
         }
@@ -602,6 +644,51 @@ prop_compose! {
                 continue;
             }
             map.insert(k, json!(v));
+        }
+        pod
+    }
+}
+
+prop_compose! {
+    /// A hostile pod that declares environment variables (hostile paths and templates) for a
+    /// container with a command, or an entrypoint given by a hostile `agent-inject-env-command`,
+    /// with the other `agent-inject-env-*` keys hostile or ordinary.
+    fn env_exec_pod()(
+        pod in hostile_pod(2),
+        vars in proptest::collection::vec(
+            (
+                proptest::sample::select(vec!["DB_USER", "DB_PASSWORD", "_X", "db"]),
+                hostile_or(&["database/creds/app", "secret/data/app"]),
+                proptest::option::of(hostile_or(&[r#"{{ with secret "database/creds/app" }}{{ .Data.username }}{{ end }}"#])),
+            ),
+            1..3,
+        ),
+        own_command in proptest::bool::weighted(0.7),
+        entrypoint in hostile_or(&[r#"["/app/run"]"#, r#"["/bin/app", "--x=$(id)"]"#, r#"["a b"]"#]),
+        container in proptest::option::of(hostile_or(&["app", "web"])),
+        restart in proptest::option::of(hostile_or(&["always", "never"])),
+        signal in proptest::option::of(hostile_or(&["SIGTERM", "sigint"])),
+        openbao in proptest::bool::weighted(0.3),
+    ) -> Value {
+        let mut pod = pod;
+        let prefix = if openbao { PREFIXES[1] } else { PREFIXES[0] };
+        if own_command {
+            pod["spec"]["containers"][0]["command"] = json!(["/app/run", "$(id)", "; rm -rf /"]);
+        }
+        let map = pod["metadata"]["annotations"].as_object_mut().unwrap();
+        for (name, path, template) in vars {
+            map.insert(format!("{prefix}agent-inject-env-{name}"), json!(path));
+            if let Some(t) = template {
+                map.insert(format!("{prefix}agent-inject-env-template-{name}"), json!(t));
+            }
+        }
+        if !own_command {
+            map.insert(format!("{prefix}agent-inject-env-command"), json!(entrypoint));
+        }
+        for (key, value) in [("container", container), ("restart", restart), ("stop-signal", signal)] {
+            if let Some(v) = value {
+                map.insert(format!("{prefix}agent-inject-env-{key}"), json!(v));
+            }
         }
         pod
     }
@@ -688,15 +775,27 @@ fn with_prefix(prefix: &str, key: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // The diff
 
-/// Volumes the injector may add; `None` for an `emptyDir: {medium: Memory}`, else the
-/// annotation key naming its ConfigMap or Secret.
-fn allowed_volume(name: &str) -> Option<Option<(&'static str, &'static str)>> {
+/// What a volume the injector adds may be.
+enum VolumeKind {
+    /// `emptyDir: {medium: Memory}`.
+    Memory,
+    /// `emptyDir: {}` (`vault-exec`: the agent binary, nothing secret).
+    Disk,
+    /// The ConfigMap or Secret (source field) that the annotation key names.
+    Named(&'static str, &'static str),
+}
+
+/// Volumes the injector may add, and what each may be.
+fn allowed_volume(name: &str) -> Option<VolumeKind> {
     match name {
-        "home-init" | "home-sidecar" | "vault-secrets" | "vault-agent-cache" => Some(None),
-        "vault-config" => Some(Some(("configMap", keys::CONFIGMAP))),
-        "extra-secrets" => Some(Some(("secret", keys::EXTRA_SECRET))),
-        "vault-tls-secrets" => Some(Some(("secret", keys::TLS_SECRET))),
-        n if is_custom_secrets_volume(n) => Some(None),
+        "home-init" | "home-sidecar" | "vault-secrets" | "vault-agent-cache" => {
+            Some(VolumeKind::Memory)
+        }
+        EXEC_VOLUME => Some(VolumeKind::Disk),
+        "vault-config" => Some(VolumeKind::Named("configMap", keys::CONFIGMAP)),
+        "extra-secrets" => Some(VolumeKind::Named("secret", keys::EXTRA_SECRET)),
+        "vault-tls-secrets" => Some(VolumeKind::Named("secret", keys::TLS_SECRET)),
+        n if is_custom_secrets_volume(n) => Some(VolumeKind::Memory),
         _ => None,
     }
 }
@@ -830,8 +929,11 @@ fn check_diff_with(original: &Value, mutated: &Value, policy: &Value) -> Result<
         let obj = v.as_object().unwrap();
         prop_assert_eq!(obj.len(), 2, "one source per volume: {}", v);
         match kind.unwrap() {
-            None => prop_assert_eq!(&v["emptyDir"], &json!({"medium": "Memory"}), "{}", v),
-            Some((source, key)) => {
+            VolumeKind::Memory => {
+                prop_assert_eq!(&v["emptyDir"], &json!({"medium": "Memory"}), "{}", v)
+            }
+            VolumeKind::Disk => prop_assert_eq!(&v["emptyDir"], &json!({}), "{}", v),
+            VolumeKind::Named(source, key) => {
                 let field = if source == "secret" {
                     "secretName"
                 } else {
@@ -850,8 +952,10 @@ fn check_diff_with(original: &Value, mutated: &Value, policy: &Value) -> Result<
         }
     }
 
-    // Containers and init containers: the user's get only secret mounts.
-    let (added_container, added_init) = split_added(original, mutated)?;
+    // Containers and init containers: the user's get only secret mounts, but for the one
+    // container wrapped for secrets as environment variables.
+    let (added_container, added_inits) = split_added(original, mutated)?;
+    let exec = exec_config(mutated);
     let user_volume_names: BTreeSet<String> = support::names(&original["spec"]["volumes"])
         .into_iter()
         .collect();
@@ -860,15 +964,20 @@ fn check_diff_with(original: &Value, mutated: &Value, policy: &Value) -> Result<
         .flat_map(|l| list(&original["spec"][*l]))
         .flat_map(|c| support::mount_names(&c))
         .collect();
+    let mut wrapped = 0;
     for (list_name, added) in [
-        ("containers", added_container),
-        ("initContainers", added_init),
+        ("containers", Vec::from_iter(added_container)),
+        ("initContainers", added_inits),
     ] {
         let co = list(&original["spec"][list_name]);
         let cm = list(&mutated["spec"][list_name]);
         let mut user = cm.clone();
-        if let Some(i) = added {
+        for &i in added.iter().rev() {
             let agent = user.remove(i);
+            if agent["name"] == EXEC_INIT_NAME {
+                check_exec_init(&agent)?;
+                continue;
+            }
             let own_patch = if list_name == "containers" {
                 user_patched(policy, &[keys::JSON_PATCH])
             } else {
@@ -885,18 +994,153 @@ fn check_diff_with(original: &Value, mutated: &Value, policy: &Value) -> Result<
         }
         prop_assert_eq!(user.len(), co.len());
         for (before, after) in co.iter().zip(&user) {
-            check_user_container(before, after, &injected_volumes)?;
+            if list_name == "containers" && before["command"] != after["command"] {
+                wrapped += 1;
+                let exec = exec.as_ref();
+                prop_assert!(exec.is_some(), "a command changed without the exec agent");
+                check_wrapped(
+                    before,
+                    after,
+                    exec.unwrap(),
+                    policy,
+                    &injected_volumes,
+                    &user_volume_names,
+                )?;
+            } else {
+                check_user_container(before, after, &injected_volumes)?;
+            }
         }
     }
+    prop_assert_eq!(
+        wrapped,
+        usize::from(exec.is_some()),
+        "one container wrapped when the exec agent is added"
+    );
+    Ok(())
+}
+
+/// The exec agent's configuration, from `vault-agent-exec-init`'s `VAULT_CONFIG`.
+fn exec_config(pod: &Value) -> Option<Value> {
+    let init = list(&pod["spec"]["initContainers"])
+        .into_iter()
+        .find(|c| c["name"] == EXEC_INIT_NAME)?;
+    let b64 = support::env_value(&init, "VAULT_CONFIG")?.to_owned();
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The container wrapped for secrets as environment variables: it runs the copied agent, its
+/// `args` are emptied, and it gains read-only mounts of `vault-exec`, of the pod's token volume
+/// and of the TLS and extra Secrets the injector added, nothing else; the agent's
+/// configuration starts exactly the command line the container had (or the entrypoint
+/// `agent-inject-env-command` names, then the container's `args`).
+fn check_wrapped(
+    before: &Value,
+    after: &Value,
+    exec: &Value,
+    policy: &Value,
+    injected: &BTreeSet<String>,
+    user_volumes: &BTreeSet<String>,
+) -> Result<(), TestCaseError> {
+    prop_assert!(
+        [AgentBinary::Vault, AgentBinary::Bao]
+            .iter()
+            .any(|b| after["command"] == json!(exec_command(*b))),
+        "wrapped command {}",
+        after["command"]
+    );
+    let mut line = match list(&before["command"]) {
+        own if !own.is_empty() => own,
+        _ => {
+            let raw = annotation_value(policy, keys::ENV_COMMAND).unwrap_or_default();
+            serde_json::from_str::<Vec<Value>>(&raw).unwrap_or_default()
+        }
+    };
+    line.extend(list(&before["args"]));
+    prop_assert_eq!(&exec["exec"]["command"], &Value::Array(line));
+    match before.get("args") {
+        Some(_) => prop_assert_eq!(&after["args"], &json!([])),
+        None => prop_assert!(after.get("args").is_none()),
+    }
+    let mounts_b = list(&before["volumeMounts"]);
+    let mounts_a = list(&after["volumeMounts"]);
+    prop_assert!(mounts_a.len() >= mounts_b.len());
+    prop_assert_eq!(
+        &mounts_a[..mounts_b.len()],
+        &mounts_b[..],
+        "user mounts changed"
+    );
+    for m in &mounts_a[mounts_b.len()..] {
+        let name = m["name"].as_str().unwrap_or_default();
+        let secret_mount = (name == "vault-secrets" || is_custom_secrets_volume(name))
+            && injected.contains(name)
+            && m.as_object().unwrap().len() == 2;
+        let exec_mount = ([EXEC_VOLUME, "vault-tls-secrets", "extra-secrets"].contains(&name)
+            && injected.contains(name))
+            || user_volumes.contains(name);
+        prop_assert!(
+            secret_mount || (exec_mount && m["readOnly"] == json!(true)),
+            "mount {} added to the wrapped container",
+            m
+        );
+    }
+    let mut a = after.clone();
+    let mut b = before.clone();
+    for field in ["volumeMounts", "command", "args"] {
+        a.as_object_mut().unwrap().remove(field);
+        b.as_object_mut().unwrap().remove(field);
+    }
+    prop_assert_eq!(
+        b,
+        a,
+        "the wrapped container changed beyond its command and mounts"
+    );
+    Ok(())
+}
+
+/// `vault-agent-exec-init`: only the fields the injector builds, no privilege, and only the
+/// `vault-exec` volume (its args are checked with the other shell strings).
+fn check_exec_init(init: &Value) -> Result<(), TestCaseError> {
+    let allowed_fields = [
+        "name",
+        "image",
+        "command",
+        "args",
+        "env",
+        "resources",
+        "volumeMounts",
+        "securityContext",
+    ];
+    for field in init.as_object().unwrap().keys() {
+        prop_assert!(
+            allowed_fields.contains(&field.as_str()),
+            "exec init field {}",
+            field
+        );
+    }
+    prop_assert_eq!(&init["command"], &json!(["/bin/sh", "-ec"]));
+    let sc = &init["securityContext"];
+    prop_assert!(sc["privileged"] != json!(true), "privileged exec init");
+    prop_assert!(sc["allowPrivilegeEscalation"] != json!(true));
+    prop_assert!(
+        sc["capabilities"]["add"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+    );
+    prop_assert_eq!(
+        &init["volumeMounts"],
+        &json!([{"name": EXEC_VOLUME, "mountPath": "/vault/exec"}])
+    );
     Ok(())
 }
 
 /// Where the agent containers are in the mutated pod: the index of the appended container, and
-/// of the init container inserted first or appended.
+/// of the init containers added: the classic one inserted first or appended, and
+/// `vault-agent-exec-init` appended last.
 fn split_added(
     original: &Value,
     mutated: &Value,
-) -> Result<(Option<usize>, Option<usize>), TestCaseError> {
+) -> Result<(Option<usize>, Vec<usize>), TestCaseError> {
     let co = list(&original["spec"]["containers"]);
     let cm = list(&mutated["spec"]["containers"]);
     prop_assert!(
@@ -905,24 +1149,29 @@ fn split_added(
     );
     let added_container = (cm.len() > co.len()).then_some(co.len());
     let io = list(&original["spec"]["initContainers"]);
-    let im = list(&mutated["spec"]["initContainers"]);
+    let mut im = list(&mutated["spec"]["initContainers"]);
+    let mut added = Vec::new();
+    if im.len() > io.len() && im.last().is_some_and(|c| c["name"] == EXEC_INIT_NAME) {
+        im.pop();
+        added.push(im.len());
+    }
     prop_assert!(
         im.len() == io.len() || im.len() == io.len() + 1,
         "initContainers"
     );
-    let added_init = if im.len() == io.len() {
-        None
+    if im.len() == io.len() {
+        prop_assert!(names_eq(&im, &io), "user init containers reordered");
     } else if io.is_empty() || names_eq(&im[1..], &io) {
         // Inserted first (init-first) or the only one.
-        Some(0)
+        added.insert(0, 0);
     } else {
         prop_assert!(
             names_eq(&im[..io.len()], &io),
             "user init containers reordered"
         );
-        Some(io.len())
-    };
-    Ok((added_container, added_init))
+        added.insert(0, io.len());
+    }
+    Ok((added_container, added))
 }
 
 fn names_eq(a: &[Value], b: &[Value]) -> bool {
@@ -1042,11 +1291,17 @@ fn list(v: &Value) -> Vec<Value> {
 /// Every `sh -c` string in the agent containers keeps each annotation value one literal word.
 fn check_shell(pod: &Value) -> Result<(), TestCaseError> {
     let allowed_args = allowed_agent_args();
+    let allowed_exec_args = allowed_exec_init_args();
     for c in ["containers", "initContainers"]
         .iter()
         .flat_map(|l| list(&pod["spec"][*l]))
     {
         let name = c["name"].as_str().unwrap_or_default();
+        if name == EXEC_INIT_NAME {
+            let arg = c["args"][0].as_str().unwrap_or_default();
+            prop_assert!(allowed_exec_args.contains(arg), "exec init args: {:?}", arg);
+            continue;
+        }
         if name != SIDECAR_NAME && name != INIT_CONTAINER_NAME {
             continue;
         }
@@ -1113,6 +1368,31 @@ fn allowed_agent_args() -> BTreeSet<String> {
         for file in ["config-init.hcl", "config.hcl"] {
             set.insert(format!(
                 "touch /home/vault/.vault-token && {cli} agent -config=/vault/configs/{file}"
+            ));
+        }
+    }
+    set
+}
+
+/// `vault-agent-exec-init`'s `args`: constants too (the CLI, how many variables the
+/// configuration takes, and whether the injector's CA bytes are written).
+fn allowed_exec_init_args() -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    for cli in ["vault", "bao"] {
+        for n in 1..=64 {
+            let joined: String = (0..n)
+                .map(|i| match i {
+                    0 => "${VAULT_CONFIG?}".to_owned(),
+                    i => format!("${{VAULT_CONFIG_{i}?}}"),
+                })
+                .collect();
+            let bin = format!("/vault/exec/{cli}");
+            let common = format!(
+                "cp \"$(command -v {cli})\" {bin} && chmod 0555 {bin} && echo {joined} | base64 -d > /vault/exec/config.json && chmod 0444 /vault/exec/config.json"
+            );
+            set.insert(format!("rm -f {bin} /vault/exec/config.json && {common}"));
+            set.insert(format!(
+                "rm -f {bin} /vault/exec/config.json /vault/exec/ca.crt && {common} && printf '%s\\n' \"$VAULT_CACERT_BYTES\" > /vault/exec/ca.crt && chmod 0444 /vault/exec/ca.crt"
             ));
         }
     }

@@ -73,7 +73,14 @@ fn no_secret_reaches_the_serve_logs() {
                 );
                 for config in vault_configs(&serde_json::from_slice(&ops).unwrap()) {
                     let decoded = String::from_utf8(STANDARD.decode(&config).unwrap()).unwrap();
-                    assert!(decoded.contains(EXTRA_TEMPLATE_CANARY), "{name}: {decoded}");
+                    // The exec agent's configuration has the variables' templates, not the
+                    // file templates.
+                    let canary = if decoded.contains("\"env_template\"") {
+                        TEMPLATE_CANARY
+                    } else {
+                        EXTRA_TEMPLATE_CANARY
+                    };
+                    assert!(decoded.contains(canary), "{name}: {decoded}");
                     configs += 1;
                     leaks.add_secret(&format!("{name}: VAULT_CONFIG"), &config);
                 }
@@ -365,8 +372,9 @@ fn plant(pod: &mut Value) {
         for (key, value) in annotations.iter_mut() {
             let is_template = ["vault.hashicorp.com/", "openbao.org/"].iter().any(|p| {
                 key.strip_prefix(p).is_some_and(|k| {
-                    k.starts_with("agent-inject-template-")
-                        && !k.starts_with("agent-inject-template-file")
+                    (k.starts_with("agent-inject-template-")
+                        && !k.starts_with("agent-inject-template-file"))
+                        || k.starts_with("agent-inject-env-template-")
                 })
             });
             if is_template && let Some(text) = value.as_str() {

@@ -16,6 +16,9 @@ use vault_injector::annotations::keys::{self, Shape};
 /// Names for the per-secret keys: two that differ only in case, and the empty name.
 const SECRET_NAMES: &[&str] = &["db", "DB", ""];
 
+/// Names for the per-variable keys: an ordinary one, a lower-case one and an invalid one.
+const VAR_NAMES: &[&str] = &["DB_USER", "db", "1X"];
+
 /// Every declared key but the switch (generated on its own in [`arb_pod`]), with its example
 /// values: a family once per name in [`SECRET_NAMES`] or per example parameter.
 fn declared_keys() -> Vec<(String, &'static [&'static str])> {
@@ -37,6 +40,9 @@ fn declared_keys() -> Vec<(String, &'static [&'static str])> {
             Shape::Params(params) => params
                 .iter()
                 .for_each(|param| add(format!("{suffix}-{param}"))),
+            Shape::PerVariable => VAR_NAMES
+                .iter()
+                .for_each(|name| add(format!("{suffix}-{name}"))),
         }
     }
     out
@@ -101,6 +107,15 @@ fn annotation_map() -> impl Strategy<Value = Vec<(String, String)>> {
     })
 }
 
+/// Container commands and args (`command: []` is the same as none).
+type Command = (&'static [&'static str], Option<&'static [&'static str]>);
+const COMMANDS: &[Command] = &[
+    (&["/app/run"], None),
+    (&["/bin/sh", "-c"], Some(&["exec app"])),
+    (&[], Some(&["--serve"])),
+    (&["one word with spaces"], None),
+];
+
 fn container(name: String, sa_mount: bool, extra_mount: bool, env: bool) -> Value {
     let mut mounts = Vec::new();
     if sa_mount {
@@ -131,11 +146,21 @@ prop_compose! {
         annotations in annotation_map(),
         phase in proptest::sample::select(vec![None, Some("Pending"), Some("Running")]),
         share in proptest::option::of(any::<bool>()),
+        commands in proptest::collection::vec(proptest::option::of(proptest::sample::select(COMMANDS)), 4),
     ) -> Value {
         let containers: Vec<Value> = names.iter().enumerate()
             .map(|(i, n)| container((*n).to_owned(), sa[i] || i == 0, extra[i], i == 0))
             .collect();
         let mut containers = containers;
+        // Commands and args, so that secrets as environment variables can wrap a container.
+        for (c, command) in containers.iter_mut().zip(&commands) {
+            if let Some((command, args)) = command {
+                c["command"] = json!(command);
+                if let Some(args) = args {
+                    c["args"] = json!(args);
+                }
+            }
+        }
         if let Some(uid) = first_uid {
             containers[0]["securityContext"] = json!({"runAsUser": uid});
         }

@@ -391,3 +391,99 @@ fn render_adds_the_token_volume_the_api_server_adds_before_the_webhook() {
     let out = run(&["render"], &opted_out, &[ADDR]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Secrets as environment variables, offline: the rendered pod runs the copied agent in the
+/// wrapped container, and the exec agent's configuration (base64 in `vault-agent-exec-init`'s
+/// `VAULT_CONFIG`, as the classic agents carry theirs) starts the container's own command line
+/// with the variables.
+#[test]
+fn render_shows_the_wrapped_container_and_the_exec_agent_configuration() {
+    use base64::Engine as _;
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/24-env-exec-openbao.yaml"
+    );
+    let out = run(&["render", "-f", fixture], "", &[ADDR]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pod: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let worker = support::find_container(&pod, "worker").unwrap();
+    assert_eq!(
+        worker["command"],
+        serde_json::json!([
+            "/vault/exec/bao",
+            "agent",
+            "-config=/vault/exec/config.json"
+        ])
+    );
+    let init = support::find_container(&pod, "vault-agent-exec-init").unwrap();
+    let config: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(support::env_value(init, "VAULT_CONFIG").unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        config["exec"],
+        serde_json::json!({
+            "command": ["/opt/billing/bin/worker", "--queue", "invoices"],
+            "restart_on_secret_changes": "never",
+            "restart_stop_signal": "SIGTERM"
+        })
+    );
+    assert_eq!(
+        config["env_template"]["STRIPE_KEY"]["contents"],
+        r#"{{ with secret "secret/data/billing/stripe" }}{{ .Data.data.key }}{{ end }}"#
+    );
+
+    let patch = run(&["render", "-f", fixture, "--output", "patch"], "", &[ADDR]);
+    let ops: Value = serde_json::from_slice(&patch.stdout).unwrap();
+    let paths: Vec<&str> = ops
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| op["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"/spec/containers/1/command"), "{paths:?}");
+    assert!(paths.contains(&"/spec/containers/1/args"), "{paths:?}");
+
+    // A pod the injector must refuse says why, naming the annotation.
+    let refused = std::fs::read_to_string(fixture).unwrap().replace(
+        "openbao.org/agent-inject-env-restart: \"never\"",
+        "openbao.org/agent-inject-env-restart: \"sometimes\"",
+    );
+    let out = run(&["render"], &refused, &[ADDR]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("invalid restart policy \"sometimes\" (annotation vault.hashicorp.com/agent-inject-env-restart"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The example manifest lints clean of errors, with the restart warnings.
+#[test]
+fn lint_warns_about_restarts_in_the_env_example() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/orders-app-env.yaml");
+    let out = run(&["lint", example], "", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Deployment/orders-app: warning: vault.hashicorp.com/agent-inject-env-restart: a changed secret restarts the process of container \"app\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("agent-inject-env-DB_PASSWORD: every new lease of dynamic secret \"database/creds/orders-app\" restarts the app"),
+        "{stdout}"
+    );
+}

@@ -17,7 +17,8 @@
 //!    typed defaults. An invalid value is a [`annotations::Refusal`] that names the annotation
 //!    and the value, in upstream's wording.
 //! 3. [`agent_config`]: the Vault Agent configuration the request describes, as the JSON the
-//!    agent reads (`VAULT_CONFIG`).
+//!    agent reads (`VAULT_CONFIG`); with secrets as environment variables, also the exec
+//!    agent's.
 //! 4. [`inject`]: the containers, volumes and mounts added to the pod, and the pod's status
 //!    annotation, as operations of a [`patch`].
 //! 5. [`patch`]: RFC 6902 operations in upstream's order, and the user's own JSON patches

@@ -4,7 +4,7 @@
 //!
 //! Each warning is one short sentence that names the annotation to change.
 
-use crate::annotations::{AgentRequest, Secret, keys};
+use crate::annotations::{AgentRequest, Restart, Secret, keys};
 
 /// Path segments of Vault/OpenBao secret engines that hand out leased, expiring credentials.
 const LEASED_SEGMENTS: &[&str] = &["creds", "sts", "issue", "static-creds"];
@@ -26,11 +26,16 @@ pub fn is_dynamic_path(path: &str) -> bool {
 /// The Vault paths a secret reads: its `agent-inject-secret-*` path and every `secret "..."` call
 /// in its inline template.
 fn secret_paths(s: &Secret) -> Vec<&str> {
+    paths_read(&s.path, &s.template)
+}
+
+/// The Vault paths of a path annotation and an inline template's `secret "..."` calls.
+fn paths_read<'a>(path: &'a str, template: &'a str) -> Vec<&'a str> {
     let mut paths = Vec::new();
-    if !s.path.is_empty() {
-        paths.push(s.path.as_str());
+    if !path.is_empty() {
+        paths.push(path);
     }
-    let mut rest = s.template.as_str();
+    let mut rest = template;
     while let Some(i) = rest.find("secret") {
         rest = &rest[i + "secret".len()..];
         let trimmed = rest.trim_start();
@@ -110,6 +115,7 @@ pub fn for_request(r: &AgentRequest, shares_processes: bool) -> Vec<String> {
             keys::CACHE_ENABLE
         ));
     }
+    env_exec_warnings(r, &mut out);
     if r.vault.tls_skip_verify {
         out.push(format!(
             "{}: the agent does not verify Vault's certificate; mount the CA (tls-secret, ca-cert) instead",
@@ -123,6 +129,61 @@ pub fn for_request(r: &AgentRequest, shares_processes: bool) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Secrets as environment variables (not upstream): what a change of a value does to the app.
+fn env_exec_warnings(r: &AgentRequest, out: &mut Vec<String>) {
+    let e = &r.env_exec;
+    if !e.is_on() {
+        return;
+    }
+    let dynamic = e.vars.iter().find_map(|v| {
+        paths_read(&v.path, &v.template)
+            .into_iter()
+            .find(|p| is_dynamic_path(p))
+            .map(|p| (v, p))
+    });
+    match (e.restart, dynamic) {
+        (Restart::Always, _) => {
+            out.push(format!(
+                "{}: a changed secret restarts the process of container {:?}, interrupting its in-flight work: it must finish or hand over its work and exit on {} (it is killed 30 s later)",
+                keys::ENV_RESTART,
+                e.container,
+                e.stop_signal
+            ));
+            if let Some((var, path)) = dynamic {
+                out.push(format!(
+                    "{}-{}: every new lease of dynamic secret {} restarts the app; the role's max TTL must be well above the time the app takes to start and drain, or it restarts over and over (the injector cannot see the TTL)",
+                    keys::ENV,
+                    var.name,
+                    quoted(path)
+                ));
+            }
+        }
+        (Restart::Never, Some((var, path))) => out.push(format!(
+            "{}: the process of container {:?} keeps {} from dynamic secret {} after a new lease replaces it, and those credentials stop working when their lease ends; use \"always\"",
+            keys::ENV_RESTART,
+            e.container,
+            var.name,
+            quoted(path)
+        )),
+        (Restart::Never, None) => {}
+    }
+    // The exec agent and the classic agents log in and read on their own: the same dynamic
+    // path read by both hands out two different credentials.
+    for v in &e.vars {
+        let shared = paths_read(&v.path, &v.template)
+            .into_iter()
+            .find(|p| is_dynamic_path(p) && r.secrets.iter().any(|s| secret_paths(s).contains(p)));
+        if let Some(path) = shared {
+            out.push(format!(
+                "{}-{}: dynamic secret {} is also rendered to a file, by another agent with a lease of its own: the variable and the file hold different credentials",
+                keys::ENV,
+                v.name,
+                quoted(path)
+            ));
+        }
+    }
 }
 
 fn quoted(name: &str) -> String {

@@ -26,6 +26,9 @@ pub enum InjectionType {
     InitOnly,
     /// Only the sidecar (`agent-pre-populate: false`).
     SidecarOnly,
+    /// Not upstream: no classic agent, only the agent that runs an app container's process
+    /// with secrets as environment variables.
+    ExecOnly,
 }
 
 impl InjectionType {
@@ -35,6 +38,7 @@ impl InjectionType {
             Self::InitAndSidecar => "init_and_sidecar",
             Self::InitOnly => "init_only",
             Self::SidecarOnly => "sidecar_only",
+            Self::ExecOnly => "exec_only",
         }
     }
 
@@ -218,7 +222,11 @@ fn mutate_pod(
     }
     Ok(Mutation::Inject {
         ops,
-        injection_type: InjectionType::from_flags(request.pre_populate, request.pre_populate_only),
+        injection_type: if request.classic_agents() {
+            InjectionType::from_flags(request.pre_populate, request.pre_populate_only)
+        } else {
+            Some(InjectionType::ExecOnly)
+        },
         warnings: crate::warnings::for_request(
             &request,
             crate::warnings::shares_process_namespace(

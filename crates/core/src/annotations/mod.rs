@@ -10,6 +10,7 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
+mod env_exec;
 mod error;
 pub mod keys;
 mod parse;
@@ -18,6 +19,7 @@ mod read;
 mod request;
 mod secrets;
 
+pub use env_exec::{DEFAULT_STOP_SIGNAL, STOP_SIGNALS, is_env_name};
 pub use error::{Problem, Refusal};
 pub use parse::{
     DEFAULT_AUTH_TYPE, DEFAULT_CACHE_LISTENER_PORT, DEFAULT_LOG_FORMAT, DEFAULT_LOG_LEVEL,
@@ -25,8 +27,8 @@ pub use parse::{
 };
 pub use pod::{DEFAULT_SA_MOUNT_PATH, path_clean, path_join, service_account};
 pub use request::{
-    AgentEnv, AgentRequest, AuthMethod, Cache, DefaultTemplate, Resources, Secret, TemplateConfig,
-    TokenVolume, VaultConnection,
+    AgentEnv, AgentRequest, AuthMethod, Cache, DefaultTemplate, EnvExec, EnvSecret, Resources,
+    Restart, Secret, TemplateConfig, TokenVolume, VaultConnection,
 };
 pub use secrets::DEFAULT_SECRET_VOLUME_PATH;
 

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use super::env_exec;
 use super::error::Problem;
 use super::keys;
 use super::pod::{aws_env, first_container_uid, irsa_mount, path_join, service_account};
@@ -216,6 +217,7 @@ impl<'a> Parser<'a> {
             self.bool_or(keys::NATIVE_SIDECAR, d.native_sidecar)? && !pre_populate_only;
         let seccomp_runtime_default =
             self.bool_or(keys::SECCOMP_RUNTIME_DEFAULT, d.seccomp_runtime_default)?;
+        let env_exec = env_exec::read(&self.ann, pod)?;
 
         Ok(AgentRequest {
             namespace: self.text_or(keys::REQUEST_NAMESPACE, self.namespace),
@@ -310,6 +312,7 @@ impl<'a> Parser<'a> {
                 proxy_address: self.text_or(keys::PROXY_ADDRESS, &d.proxy_address),
                 ca_cert_bytes: d.ca_cert_bytes.clone(),
             },
+            env_exec,
         })
     }
 
@@ -482,6 +485,9 @@ fn validate(r: &AgentRequest, ann: &Written<'_>) -> Result<(), Problem> {
                 keys::SERVICE
             )));
         }
+    }
+    if r.env_exec.is_on() {
+        env_exec::validate(r)?;
     }
     Ok(())
 }

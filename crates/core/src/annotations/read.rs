@@ -47,6 +47,18 @@ impl<'a> Written<'a> {
         self.map.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// `(suffix, value)` for every key `<prefix>-<suffix>`, in ascending key order.
+    pub(super) fn suffixes(&self, prefix: &str) -> Vec<(&'a str, &'a str)> {
+        self.map
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .filter_map(|(key, value)| {
+                let suffix = key.strip_prefix(prefix)?.strip_prefix('-')?;
+                Some((suffix, value.as_str()))
+            })
+            .collect()
+    }
+
     /// `(param, value)` for keys `<prefix>-<param>`, with `-` in the param turned into `_`, in
     /// ascending key order. Two keys can name the same param (`a-b` and `a_b`); the one that
     /// sorts last wins in the callers' maps.

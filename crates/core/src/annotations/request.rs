@@ -148,6 +148,64 @@ pub struct AgentEnv {
     pub ca_cert_bytes: String,
 }
 
+/// `agent-inject-env-restart`: what a changed variable does to the running process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Restart {
+    /// Stop the process with the stop signal and start it again with the new values.
+    #[default]
+    Always,
+    /// Leave the process running with the values it started with.
+    Never,
+}
+
+impl Restart {
+    /// The agent's `exec.restart_on_secret_changes` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "always",
+            Self::Never => "never",
+        }
+    }
+}
+
+/// One environment variable handed to the wrapped process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvSecret {
+    /// The variable's name, as written in its key.
+    pub name: String,
+    /// `agent-inject-env-<VAR>`: the Vault path the default template reads (may be empty when
+    /// a template declares the variable).
+    pub path: String,
+    /// `agent-inject-env-template-<VAR>` (empty: the default template).
+    pub template: String,
+}
+
+/// Secrets as environment variables (not upstream): an agent runs in place of one app
+/// container's command, renders the variables and starts that command with them, as its
+/// process supervisor. Off when no variable is declared; the other fields are parsed (and
+/// their values checked) either way.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EnvExec {
+    /// The variables, sorted by name.
+    pub vars: Vec<EnvSecret>,
+    /// The wrapped container: `agent-inject-env-container`, else the first app container.
+    pub container: String,
+    /// The command the agent starts: the container's `command` and `args`, or
+    /// `agent-inject-env-command` and the container's `args`; empty when neither is known.
+    pub command: Vec<String>,
+    /// `agent-inject-env-restart`.
+    pub restart: Restart,
+    /// `agent-inject-env-stop-signal`, in upper case.
+    pub stop_signal: String,
+}
+
+impl EnvExec {
+    /// Whether the pod declares any variable.
+    pub fn is_on(&self) -> bool {
+        !self.vars.is_empty()
+    }
+}
+
 /// Everything the injector needs to know about one pod, typed and defaulted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentRequest {
@@ -226,4 +284,16 @@ pub struct AgentRequest {
     pub init_json_patch: Option<serde_json::Value>,
     /// Env values.
     pub env: AgentEnv,
+    /// Not upstream: secrets as environment variables of one app container's process.
+    pub env_exec: EnvExec,
+}
+
+impl AgentRequest {
+    /// Whether the pod gets upstream's agents (init container, sidecar or native sidecar):
+    /// always, unless environment variables are all it asks for. Then the agent in the wrapped
+    /// container is the only one; file secrets, the token file and the cache listener still
+    /// need the classic agents.
+    pub fn classic_agents(&self) -> bool {
+        !self.env_exec.is_on() || !self.secrets.is_empty() || self.inject_token || self.cache.enable
+    }
 }

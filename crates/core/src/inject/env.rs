@@ -114,6 +114,14 @@ pub fn config_env_chunks(encoded: &str) -> Vec<(String, &str)> {
 /// with every chunk echoed in order, as one word (`echo` is a shell builtin, so the joined
 /// value never passes through `execve`).
 pub fn container_arg(chunks: usize, cli: &str) -> String {
+    format!(
+        "{} && {cli} agent -config={HOME_PATH}/config.json",
+        decode_config_to(chunks, &format!("{HOME_PATH}/config.json"))
+    )
+}
+
+/// The shell command that writes the configuration held in `chunks` variables to `file`.
+pub(super) fn decode_config_to(chunks: usize, file: &str) -> String {
     let joined: String = (0..chunks.max(1))
         .map(|i| {
             if i == 0 {
@@ -123,9 +131,7 @@ pub fn container_arg(chunks: usize, cli: &str) -> String {
             }
         })
         .collect();
-    format!(
-        "echo {joined} | base64 -d > {HOME_PATH}/config.json && {cli} agent -config={HOME_PATH}/config.json"
-    )
+    format!("echo {joined} | base64 -d > {file}")
 }
 
 /// `s` as one literal shell word: unchanged when it holds only characters no shell treats

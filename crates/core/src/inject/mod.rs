@@ -57,11 +57,14 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest, binary: AgentBinary) -> Result<Vec
     let mut p = PatchBuilder::with_capacity(16);
     let extra_paths = extra_mount_paths(r);
 
+    // Without file secrets a pod whose secrets are all environment variables needs no
+    // classic agent: the agent in the wrapped container is the only one (see `exec`).
+    let classic = r.classic_agents();
     let mut token_volumes = Vec::new();
-    if r.pre_populate && !r.native_sidecar {
+    if classic && r.pre_populate && !r.native_sidecar {
         token_volumes.push(memory_volume(HOME_INIT));
     }
-    if !r.pre_populate_only {
+    if classic && !r.pre_populate_only {
         token_volumes.push(memory_volume(HOME_SIDECAR));
     }
     p.append(
@@ -69,13 +72,16 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest, binary: AgentBinary) -> Result<Vec
         original_volumes,
         token_volumes.into_iter().map(OpValue::volume),
     );
-    let mut secret_volumes = vec![memory_volume(SECRETS_VOLUME)];
-    secret_volumes.extend((0..extra_paths.len()).map(|i| memory_volume(&custom_volume_name(i))));
-    p.append(
-        "/spec/volumes",
-        original_volumes,
-        secret_volumes.into_iter().map(OpValue::volume),
-    );
+    if classic {
+        let mut secret_volumes = vec![memory_volume(SECRETS_VOLUME)];
+        secret_volumes
+            .extend((0..extra_paths.len()).map(|i| memory_volume(&custom_volume_name(i))));
+        p.append(
+            "/spec/volumes",
+            original_volumes,
+            secret_volumes.into_iter().map(OpValue::volume),
+        );
+    }
     if !r.config_map.is_empty() {
         let v = Volume {
             name: CONFIG_VOLUME.to_owned(),
@@ -112,7 +118,51 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest, binary: AgentBinary) -> Result<Vec
         );
     }
 
-    let secret_mounts = secret_mounts(r, &extra_paths);
+    if classic {
+        classic_agents(&mut p, pod, spec, r, &extra_paths, binary)?;
+    }
+    if r.env_exec.is_on() {
+        exec::add_exec(&mut p, spec, r, binary, original_volumes)?;
+        // Without a classic init container the annotation still applies: with a shared
+        // process namespace the pause process, not the agent, is PID 1 and reaps orphans.
+        if let (false, Some(share)) = (classic, r.share_process_namespace) {
+            p.add("/spec/shareProcessNamespace", OpValue::Bool(share));
+        }
+    }
+
+    if pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_none_or(BTreeMap::is_empty)
+    {
+        p.add(
+            "/metadata/annotations",
+            OpValue::Map(BTreeMap::from([(
+                keys::STATUS.to_owned(),
+                "injected".to_owned(),
+            )])),
+        );
+    } else {
+        p.add(
+            format!("/metadata/annotations/{}", escape_pointer(keys::STATUS)),
+            OpValue::String("injected".to_owned()),
+        );
+    }
+    Ok(p.into_ops())
+}
+
+/// Upstream's agents: the secret mounts of the app containers, the init container (or native
+/// sidecar) and the sidecar.
+fn classic_agents(
+    p: &mut PatchBuilder,
+    pod: &Pod,
+    spec: &PodSpec,
+    r: &AgentRequest,
+    extra_paths: &[String],
+    binary: AgentBinary,
+) -> Result<(), Refusal> {
+    let secret_mounts = secret_mounts(r, extra_paths);
     for (i, c) in spec.containers.iter().enumerate() {
         if r.inject_containers.contains(&c.name) {
             p.append(
@@ -175,27 +225,7 @@ pub fn patch_ops(pod: &Pod, r: &AgentRequest, binary: AgentBinary) -> Result<Vec
             [OpValue::Container(Box::new(sidecar))],
         );
     }
-
-    if pod
-        .metadata
-        .annotations
-        .as_ref()
-        .is_none_or(BTreeMap::is_empty)
-    {
-        p.add(
-            "/metadata/annotations",
-            OpValue::Map(BTreeMap::from([(
-                keys::STATUS.to_owned(),
-                "injected".to_owned(),
-            )])),
-        );
-    } else {
-        p.add(
-            format!("/metadata/annotations/{}", escape_pointer(keys::STATUS)),
-            OpValue::String("injected".to_owned()),
-        );
-    }
-    Ok(p.into_ops())
+    Ok(())
 }
 
 /// Serialising k8s-openapi types to JSON cannot fail; `Null` would only ever show a bug.
@@ -263,9 +293,11 @@ fn secret_mounts(r: &AgentRequest, extra_paths: &[String]) -> Vec<VolumeMount> {
 
 mod container;
 mod env;
+mod exec;
 #[cfg(test)]
 mod tests;
 
 use container::{Role, agent_container};
 pub use env::{config_env_chunks, container_arg};
 use env::{env_vars, shell_quote, shell_word};
+pub use exec::{EXEC_INIT_NAME, EXEC_VOLUME, exec_command};

@@ -4,6 +4,8 @@
 //! of its own and says what it measured in `node-figure:` lines. Run one at a time
 //! (`-- --test-threads=1`): `injector_restart` changes the chart's release while it runs.
 
+#[path = "node/env_exec.rs"]
+mod env_exec;
 #[path = "node/injector_restart.rs"]
 mod injector_restart;
 #[path = "node/install.rs"]

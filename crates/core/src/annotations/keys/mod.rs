@@ -25,6 +25,9 @@ pub enum Shape {
     /// `<key>-<param>`, any number of them, each one parameter of a configuration block
     /// (`-` in `<param>` becomes `_`). The list holds example parameters.
     Params(&'static [&'static str]),
+    /// `<key>-<VAR>`, once per environment variable `<VAR>` of the wrapped container (a name
+    /// matching `[A-Za-z_][A-Za-z0-9_]*`, its case kept).
+    PerVariable,
 }
 
 /// What a value means, and how a bad one is treated.
@@ -51,6 +54,12 @@ pub enum Value {
     Json,
     /// A comma-separated list.
     List,
+    /// `always` or `never`.
+    Restart,
+    /// A signal name (`SIGTERM`, `SIGINT`, ...), in any case.
+    Signal,
+    /// A JSON array of strings.
+    Command,
     /// `map` or `json`, in any case.
     Template,
     /// Text, passed on as written.
@@ -106,6 +115,7 @@ impl Key {
             Shape::PerSecret => format!("`{suffix}-<name>`"),
             Shape::SingleAndPerSecret => format!("`{suffix}`, `{suffix}-<name>`"),
             Shape::Params(_) => format!("`{suffix}-<param>`"),
+            Shape::PerVariable => format!("`{suffix}-<VAR>`"),
         }
     }
 }
@@ -124,6 +134,9 @@ impl Value {
             Self::JsonPatch => "JSON patch",
             Self::Json => "JSON or text",
             Self::List => "comma list",
+            Self::Restart => "`always` or `never`",
+            Self::Signal => "signal name",
+            Self::Command => "JSON array of strings",
             Self::Template => "`map` or `json`",
             Self::Text => "text",
         }
@@ -185,6 +198,7 @@ impl Key {
         let key = match self.shape {
             Shape::Single | Shape::SingleAndPerSecret => suffix.to_owned(),
             Shape::PerSecret => format!("{suffix}-db"),
+            Shape::PerVariable => format!("{suffix}-DB_PASSWORD"),
             Shape::Params(params) => format!("{suffix}-{}", params.first().unwrap_or(&"param")),
         };
         let value = self.doc_example();

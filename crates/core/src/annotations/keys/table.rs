@@ -493,4 +493,47 @@ keys! {
         absent: Absent::Setting(&setting::SECCOMP_RUNTIME_DEFAULT),
         examples: BOOLS,
     }
+    /// Not upstream: the Vault path of a secret handed to the wrapped container's process as the
+    /// environment variable `<VAR>` (the agent starts the process; see "Secrets as environment
+    /// variables"). Without a template the value is the secret's data as JSON.
+    ENV = "agent-inject-env" {
+        shape: Shape::PerVariable,
+        value: Text,
+        absent: Absent::Nothing,
+        examples: ["database/creds/app", "secret/data/app"],
+    }
+    /// Not upstream: the template of the variable `<VAR>`; declares the variable too.
+    ENV_TEMPLATE = "agent-inject-env-template" {
+        shape: Shape::PerVariable,
+        value: Text,
+        absent: Absent::Computed("the secret's data as JSON (`.Data.data` for KV v2)"),
+        examples: [r#"{{ with secret "database/creds/app" }}{{ .Data.username }}{{ end }}"#],
+    }
+    /// Not upstream: the app container whose process gets the variables.
+    ENV_CONTAINER = "agent-inject-env-container" {
+        value: Text,
+        absent: Absent::Computed("the first app container"),
+        examples: ["app", "web"],
+    }
+    /// Not upstream: the command that the wrapped container's image runs (its entrypoint), for
+    /// a container without `command`; the container's `args` follow it.
+    ENV_COMMAND = "agent-inject-env-command" {
+        value: Command,
+        absent: Absent::Computed("the container's `command` and `args`"),
+        examples: [r#"["/app/run"]"#, r#"["/bin/app", "--serve"]"#],
+    }
+    /// Not upstream: `always` restarts the process when a variable's value changes; `never`
+    /// leaves it running with the values it started with.
+    ENV_RESTART = "agent-inject-env-restart" {
+        value: Restart,
+        absent: Absent::Value("always"),
+        examples: ["always", "never"],
+    }
+    /// Not upstream: the signal that stops the process, for a restart and when the pod stops
+    /// (it is killed 30 s later).
+    ENV_STOP_SIGNAL = "agent-inject-env-stop-signal" {
+        value: Signal,
+        absent: Absent::Value("SIGTERM"),
+        examples: ["SIGTERM", "SIGINT", "sigquit"],
+    }
 }

@@ -1,4 +1,5 @@
-//! The Vault Agent configuration handed to the agents in `VAULT_CONFIG`.
+//! The Vault Agent configuration handed to the agents in `VAULT_CONFIG`, and (in [`exec`]) the
+//! one of the agent that supervises an app's process for secrets as environment variables.
 //!
 //! Struct field order is the JSON member order, which follows upstream's Go structs so that the
 //! generated JSON compares byte for byte with upstream's (apart from Go's `<>&` escaping).
@@ -11,6 +12,10 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::annotations::{AgentRequest, DefaultTemplate, path_join};
+
+pub mod exec;
+
+pub use exec::{EXEC_CA_FILE, EXEC_CONFIG_FILE, EXEC_DIR, ExecConfig, env_default_template};
 
 /// Home of the agent's token-helper file.
 pub const TOKEN_FILE: &str = "/home/vault/.vault-token";
@@ -430,40 +435,16 @@ impl<'a> Config<'a> {
         }
         Self {
             auto_auth: AutoAuth {
-                method: Method {
-                    method_type: &r.auth.auth_type,
-                    mount_path: &r.auth.mount_path,
-                    min_backoff: &r.auth.min_backoff,
-                    max_backoff: &r.auth.max_backoff,
-                    namespace: &r.auth.namespace,
-                    config: &r.auth.config,
-                    exit_on_err: r.auth.exit_on_err,
-                },
+                method: Method::of(r),
                 sink,
             },
             exit_after_auth: init,
             pid_file: PID_FILE,
-            vault: VaultStanza {
-                address: &r.vault.address,
-                ca_cert: &r.vault.ca_cert,
-                ca_path: &r.vault.ca_key,
-                tls_skip_verify: r.vault.tls_skip_verify,
-                client_cert: &r.vault.client_cert,
-                client_key: &r.vault.client_key,
-                tls_server_name: &r.vault.tls_server_name,
-            },
+            vault: VaultStanza::of(r),
             templates: templates(r),
             listener,
             cache,
-            template_config: TemplateConfigStanza {
-                exit_on_retry_failure: r.template_config.exit_on_retry_failure,
-                static_secret_render_interval: r
-                    .template_config
-                    .static_secret_render_interval
-                    .clone(),
-                max_connections_per_host: r.template_config.max_connections_per_host,
-                lease_renewal_threshold: r.template_config.lease_renewal_threshold,
-            },
+            template_config: TemplateConfigStanza::of(r),
             disable_idle_connections: r.disable_idle_connections.clone(),
             disable_keep_alives: r.disable_keep_alives.clone(),
             telemetry: r.telemetry.as_ref().and_then(Telemetry::decode),
@@ -472,17 +453,7 @@ impl<'a> Config<'a> {
 
     /// Compact JSON, as upstream's `json.Marshal`.
     pub fn to_json(&self) -> Result<String, ConfigError> {
-        let t = self.template_config.lease_renewal_threshold;
-        if !t.is_finite() {
-            let value = if t.is_nan() {
-                "NaN"
-            } else if t > 0.0 {
-                "+Inf"
-            } else {
-                "-Inf"
-            };
-            return Err(ConfigError { value });
-        }
+        self.template_config.check_encodable()?;
         // sonic-rs reserves six times a string's length before writing it (templates run to
         // kilobytes), so the buffer is sized not to regrow for a typical config.
         let mut out = Vec::with_capacity(16 * 1024);
@@ -490,6 +461,63 @@ impl<'a> Config<'a> {
         // JSON written is UTF-8. sonic-rs escapes strings as serde_json does (tested), faster.
         let _ = sonic_rs::to_writer(&mut out, self);
         Ok(String::from_utf8(out).unwrap_or_default())
+    }
+}
+
+impl<'a> Method<'a> {
+    /// The request's login method, the same for every agent.
+    fn of(r: &'a AgentRequest) -> Self {
+        Self {
+            method_type: &r.auth.auth_type,
+            mount_path: &r.auth.mount_path,
+            min_backoff: &r.auth.min_backoff,
+            max_backoff: &r.auth.max_backoff,
+            namespace: &r.auth.namespace,
+            config: &r.auth.config,
+            exit_on_err: r.auth.exit_on_err,
+        }
+    }
+}
+
+impl<'a> VaultStanza<'a> {
+    /// The request's Vault connection, the same for every agent.
+    fn of(r: &'a AgentRequest) -> Self {
+        Self {
+            address: &r.vault.address,
+            ca_cert: &r.vault.ca_cert,
+            ca_path: &r.vault.ca_key,
+            tls_skip_verify: r.vault.tls_skip_verify,
+            client_cert: &r.vault.client_cert,
+            client_key: &r.vault.client_key,
+            tls_server_name: &r.vault.tls_server_name,
+        }
+    }
+}
+
+impl TemplateConfigStanza {
+    fn of(r: &AgentRequest) -> Self {
+        Self {
+            exit_on_retry_failure: r.template_config.exit_on_retry_failure,
+            static_secret_render_interval: r.template_config.static_secret_render_interval.clone(),
+            max_connections_per_host: r.template_config.max_connections_per_host,
+            lease_renewal_threshold: r.template_config.lease_renewal_threshold,
+        }
+    }
+
+    /// JSON has no NaN or infinity: Go's encoder refuses them, and so does this.
+    fn check_encodable(&self) -> Result<(), ConfigError> {
+        let t = self.lease_renewal_threshold;
+        if t.is_finite() {
+            return Ok(());
+        }
+        let value = if t.is_nan() {
+            "NaN"
+        } else if t > 0.0 {
+            "+Inf"
+        } else {
+            "-Inf"
+        };
+        Err(ConfigError { value })
     }
 }
 
