@@ -421,6 +421,16 @@ pub async fn can_login(user: &str, password: &str) -> Result<bool> {
     Ok(psql(user, password, "SELECT current_user").await?.is_ok())
 }
 
+/// Polls until `user` can no longer log in to PostgreSQL (its lease ended or was revoked).
+pub async fn wait_login_refused(user: &str, pass: &str, timeout: Duration) -> Result<()> {
+    poll(
+        &format!("the login of {user} to be refused"),
+        timeout,
+        || async move { Ok((!can_login(user, pass).await?).then_some(())) },
+    )
+    .await
+}
+
 /// An app container that connects to PostgreSQL every 2 seconds with the credentials in
 /// /vault/secrets/db.env, read afresh each time, and logs `connected as <user>`, or the error.
 pub fn db_app_container() -> Result<Value> {

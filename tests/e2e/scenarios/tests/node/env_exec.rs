@@ -226,16 +226,6 @@ async fn assert_in_no_file(pod: &str, password: &str) -> Result<()> {
     Ok(())
 }
 
-/// Polls until `user` can no longer log in to PostgreSQL.
-async fn wait_login_refused(user: &str, pass: &str, timeout: Duration) -> Result<()> {
-    poll(
-        &format!("the login of {user} to be refused"),
-        timeout,
-        || async move { Ok((!can_login(user, pass).await?).then_some(())) },
-    )
-    .await
-}
-
 #[tokio::test]
 async fn node_env_exec() -> Result<()> {
     let client = client().await?;

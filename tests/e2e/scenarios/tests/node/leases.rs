@@ -115,16 +115,6 @@ async fn wait_new_user(ns: &str, old: &str, timeout: Duration) -> Result<(String
     .await
 }
 
-/// Poll until `user` can no longer log in to PostgreSQL.
-async fn wait_login_refused(user: &str, pass: &str, timeout: Duration) -> Result<()> {
-    poll(
-        &format!("the login of {user} to be refused"),
-        timeout,
-        || async move { Ok((!can_login(user, pass).await?).then_some(())) },
-    )
-    .await
-}
-
 #[tokio::test]
 async fn node_lease_renewal() -> Result<()> {
     let client = client().await?;
