@@ -51,10 +51,9 @@ pub(super) fn env_vars(r: &AgentRequest, init: bool) -> Result<(Vec<EnvVar>, usi
         let config = Config::build(r, init)
             .to_json()
             .map_err(|e| Refusal::Patch(Problem::Message(e.to_string())))?;
-        let encoded = base64::engine::general_purpose::STANDARD.encode(config);
-        let chunks = config_env_chunks(&encoded);
-        config_chunks = chunks.len();
-        env.extend(chunks.iter().map(|(name, value)| plain(name, value)));
+        let vars = config_vars(&config);
+        config_chunks = vars.len();
+        env.extend(vars);
     } else {
         let v = &r.vault;
         push_if_set(&mut env, "VAULT_ADDR", &v.address);
@@ -81,6 +80,16 @@ pub(super) fn env_vars(r: &AgentRequest, init: bool) -> Result<(Vec<EnvVar>, usi
         }
     }
     Ok((env, config_chunks))
+}
+
+/// An agent configuration as the environment variables that carry it: base64, in as many
+/// `VAULT_CONFIG` chunks as it needs (see [`config_env_chunks`]).
+pub(super) fn config_vars(config: &str) -> Vec<EnvVar> {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(config);
+    config_env_chunks(&encoded)
+        .iter()
+        .map(|(name, value)| plain(name, value))
+        .collect()
 }
 
 /// The encoded configuration as `(name, value)` environment variables (not upstream when split).

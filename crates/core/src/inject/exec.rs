@@ -104,19 +104,15 @@ fn exec_init_container(r: &AgentRequest, binary: AgentBinary) -> Result<Containe
         .transpose()
         .map_err(|e| Refusal::Patch(Problem::Message(e.to_string())))?
         .unwrap_or_default();
-    let encoded = base64::engine::general_purpose::STANDARD.encode(config);
-    let chunks = config_env_chunks(&encoded);
-    let mut vars: Vec<EnvVar> = chunks
-        .iter()
-        .map(|(name, value)| env::plain(name, value))
-        .collect();
+    let mut vars = env::config_vars(&config);
+    let chunks = vars.len();
     let cli = binary.cli();
     let bin = format!("{EXEC_DIR}/{cli}");
     let mut files = vec![bin.as_str(), EXEC_CONFIG_FILE];
     let mut steps = vec![
         format!("cp \"$(command -v {cli})\" {bin}"),
         format!("chmod 0555 {bin}"),
-        env::decode_config_to(chunks.len(), EXEC_CONFIG_FILE),
+        env::decode_config_to(chunks, EXEC_CONFIG_FILE),
         format!("chmod 0444 {EXEC_CONFIG_FILE}"),
     ];
     if !r.env.ca_cert_bytes.is_empty() {

@@ -416,6 +416,26 @@ pub async fn db_env_in_pod(ns: &str, pod: &str) -> Result<(String, String)> {
     Ok((user, pass))
 }
 
+/// An example manifest from `examples/` (its file `name` for messages, its `text`) with this
+/// cluster's PostgreSQL client image and PostgreSQL address in place of its placeholders;
+/// `after_image` follows the image (e.g. an `imagePullPolicy` line at the image's indent).
+pub fn example_for_this_cluster(name: &str, text: &str, after_image: &str) -> Result<String> {
+    let (host, port) = pod_pg_host_port()?;
+    let mut text = text.to_string();
+    for (from, to) in [
+        (
+            "image: docker.io/library/postgres:15",
+            format!("image: {}{after_image}", image("IMAGE_POSTGRES_CLIENT")?),
+        ),
+        ("value: postgres.database.svc", format!("value: \"{host}\"")),
+        ("value: \"5432\"", format!("value: \"{port}\"")),
+    ] {
+        ensure!(text.contains(from), "{name} no longer has `{from}`");
+        text = text.replace(from, &to);
+    }
+    Ok(text)
+}
+
 /// Does this PostgreSQL login work (from the runner, as the database sees any client)?
 pub async fn can_login(user: &str, password: &str) -> Result<bool> {
     Ok(psql(user, password, "SELECT current_user").await?.is_ok())

@@ -17,23 +17,7 @@ const EXAMPLE: &str = include_str!("../../../../../examples/orders-app.yaml");
 
 /// The example with this cluster's image and PostgreSQL address in place of the placeholders.
 fn example_for_this_cluster() -> Result<String> {
-    let (host, port) = pod_pg_host_port()?;
-    let mut text = EXAMPLE.to_string();
-    for (from, to) in [
-        (
-            "image: docker.io/library/postgres:15",
-            format!("image: {}", image("IMAGE_POSTGRES_CLIENT")?),
-        ),
-        ("value: postgres.database.svc", format!("value: \"{host}\"")),
-        ("value: \"5432\"", format!("value: \"{port}\"")),
-    ] {
-        ensure!(
-            text.contains(from),
-            "examples/orders-app.yaml no longer has `{from}`"
-        );
-        text = text.replace(from, &to);
-    }
-    Ok(text)
+    node::example_for_this_cluster("examples/orders-app.yaml", EXAMPLE, "")
 }
 
 #[tokio::test]
